@@ -1,0 +1,79 @@
+"""`python launch/plan.py --config FILE [--json OUT] [--plot OUT.png]`: plan both layouts."""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from layerwise.config import load_config
+from layerwise.errors import LayerwiseError
+from layerwise.plan import make_plan
+from layerwise.report import plan_dict, render
+
+EXIT_USAGE = 2
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def _outputs(args: argparse.Namespace) -> list[str]:
+    """Problems with the output paths, found before any work is done."""
+    problems = []
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None and not path.parent.resolve().is_dir():
+            problems.append(f"{flag}: folder {str(path.parent)!r} does not exist")
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            problems.append("--plot: needs matplotlib (pip install 'layerwise[plot]')")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launch/plan.py",
+        description=(
+            "Predict throughput, TPOT, bubble and memory of the baseline (Megatron TP x PP) "
+            "and the layer-wise layout for one config, before any GPU is touched."
+        ),
+    )
+    parser.add_argument("--config", required=True, type=Path, help="run config (JSON)")
+    parser.add_argument("--json", type=Path, help="write the plan as JSON here")
+    parser.add_argument("--plot", type=Path, help="draw both pipeline timelines to this PNG")
+    args = parser.parse_args(argv)
+    problems = _outputs(args)
+    if problems:
+        print("error:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        plan = make_plan(load_config(args.config))
+    except LayerwiseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    outputs = {}
+    if args.json is not None:
+        outputs[args.json] = (json.dumps(plan_dict(plan), indent=2) + "\n").encode()
+    if args.plot is not None:
+        from layerwise.plot import timeline_png
+
+        outputs[args.plot] = timeline_png(plan)
+    for path, data in outputs.items():
+        write_atomically(path, data)
+    print(render(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

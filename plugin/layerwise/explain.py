@@ -1,0 +1,124 @@
+"""Why a layout looks the way it does, in sentences with numbers (shown under each stage table)."""
+
+from layerwise.config import RunConfig
+from layerwise.cost import allreduces_per_layer
+from layerwise.layouts import (
+    Layout,
+    baseline_setting,
+    l2_budget,
+    layerwise_setting,
+    problem,
+)
+from layerwise.partition import stage_costs, uniform_boundaries
+
+MIB = 2**20
+
+
+def _placement(config: RunConfig, layout: Layout) -> str:
+    stages = len(layout.stages)
+    counts = sorted({stage.num_layers for stage in layout.stages})
+    spread = (
+        "-".join(str(c) for c in (counts[0], counts[-1])) if len(counts) > 1 else str(counts[0])
+    )
+    if layout.mode == "baseline":
+        return (
+            f"{config.hardware.gpus} GPUs = TP {layout.tensor_parallel} (consecutive ranks) x "
+            f"PP {stages} stages of {spread} layers: Megatron's default layout"
+        )
+    return (
+        f"{config.hardware.gpus} GPUs = {layout.replicas} replica(s) x {stages} stages of "
+        f"{spread} whole layers; replica d runs stage s on rank d*{stages}+s"
+    )
+
+
+def _chunking(config: RunConfig, layout: Layout) -> str:
+    tile = 2 * layout.chunk_tokens * config.model.hidden * (2 if config.run.dtype != "fp32" else 4)
+    fits = "fit" if layout.chunk_fits_l2 else "exceed"
+    return (
+        f"chunk {layout.chunk_tokens:,} tokens, {layout.micro_batches:,} micro-batches per "
+        f"batch, bubble {layout.bubble_fraction:.1%}; its in+out tiles ({tile / MIB:,.1f} MiB) "
+        f"{fits} the L2 budget ({l2_budget(config) / MIB:.1f} MiB)"
+    )
+
+
+def _residency(config: RunConfig, layout: Layout) -> str:
+    resident = sum(stage.weights_fit_l2 for stage in layout.stages)
+    largest = max(stage.weight_bytes for stage in layout.stages)
+    if resident:
+        return (
+            f"{resident} of {len(layout.stages)} stages keep their weights in the L2 budget: "
+            f"decode reads them at L2 bandwidth"
+        )
+    return (
+        f"no stage's weights fit the L2 budget (up to {largest / MIB:,.0f} MiB per GPU vs "
+        f"{l2_budget(config) / MIB:.1f} MiB): decode streams weights from HBM"
+    )
+
+
+def _bottleneck(layout: Layout) -> str:
+    slowest = max(layout.stages, key=lambda stage: stage.prefill_s)
+    held = (
+        f"layers {slowest.first_layer}-{slowest.stop_layer - 1}"
+        if slowest.num_layers
+        else "no layers"
+    )
+    return (
+        f"slowest stage {slowest.index} ({held}): "
+        f"{slowest.prefill_compute_s * 1e3:.3f} ms compute + "
+        f"{slowest.prefill_comm_s * 1e3:.3f} ms communication per chunk"
+    )
+
+
+def _versus_uniform(config: RunConfig, layout: Layout) -> str:
+    """The same costs placed by layer count, as DeepSpeed's 'uniform' (and, for identical
+    layers, 'parameters') would place them."""
+    setting = layerwise_setting(config, layout.replicas)
+    placed = problem(config, setting, layout.chunk_tokens)
+    uniform = max(
+        stage_costs(placed, uniform_boundaries(config.model.num_layers, setting.num_stages))
+    )
+    ours = max(stage.prefill_s for stage in layout.stages)
+    return (
+        f"exact min-bottleneck partition: {ours * 1e3:.3f} ms per chunk; DeepSpeed's "
+        f"'uniform' split of the same layers: {uniform * 1e3:.3f} ms "
+        f"({uniform / ours - 1:+.1%})"
+    )
+
+
+def _empty_stages(layout: Layout) -> list[str]:
+    empty = [stage.index for stage in layout.stages if stage.num_layers == 0]
+    if not empty:
+        return []
+    return [
+        f"stages {', '.join(map(str, empty))} hold no layers and only forward activations: "
+        f"there a chunk's transfers cost as much as a layer's compute elsewhere, so no "
+        f"placement with a layer on them has a lower bottleneck"
+    ]
+
+
+def _tensor_parallel(config: RunConfig, layout: Layout) -> str:
+    reduces = sum(
+        allreduces_per_layer(config.model, layer, layout.tensor_parallel)
+        for layer in range(config.model.num_layers)
+    )
+    setting = baseline_setting(config)
+    return (
+        f"{reduces} all-reduces per chunk across the model "
+        f"({reduces // max(1, setting.num_stages)} per stage), "
+        f"{layout.comm_fraction:.0%} of stage time is communication"
+    )
+
+
+def explain(config: RunConfig, layout: Layout) -> tuple[str, ...]:
+    found = [
+        _placement(config, layout),
+        _chunking(config, layout),
+        _bottleneck(layout),
+        _residency(config, layout),
+    ]
+    if layout.mode == "layerwise":
+        found.append(_versus_uniform(config, layout))
+        found += _empty_stages(layout)
+    elif layout.tensor_parallel > 1:
+        found.append(_tensor_parallel(config, layout))
+    return tuple(found)

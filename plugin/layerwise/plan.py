@@ -1,0 +1,126 @@
+"""Plans for both layouts: stages, layer ranges, chunking and predicted figures (pure data)."""
+
+from dataclasses import dataclass, replace
+
+from layerwise.config import Mode, RunConfig, replica_counts
+from layerwise.cost import layer_flops
+from layerwise.errors import CapacityError, ConfigError
+from layerwise.explain import explain
+from layerwise.layouts import Layout, plan_baseline, plan_layerwise
+
+REPLICA_OPTIONS_MAX_GPUS = 64  # above this, pricing every replica count costs seconds
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Both layouts for one config; a layout that cannot run carries the reason instead."""
+
+    config: RunConfig
+    baseline: Layout | None
+    baseline_error: str
+    layerwise: Layout | None
+    layerwise_error: str
+    roofline_tps: float
+    recommended: Mode
+    reason: str
+    replica_options: tuple[tuple[int, float, float], ...] = ()
+    """(replicas, predicted TPS, predicted TPOT s) of the layer-wise layout per replica count."""
+
+    def layout(self, mode: Mode) -> Layout | None:
+        return self.baseline if mode == "baseline" else self.layerwise
+
+
+def roofline_tps(config: RunConfig) -> float:
+    """Prefill tokens/s if every GPU ran at the datasheet peak on the model's FLOPs."""
+    flops_per_token = config.model.num_layers * layer_flops(config.model, config.workload.seq_len)
+    return config.hardware.gpus * config.gpu.peak_tflops * 1e12 / flops_per_token
+
+
+def _try(builder, config: RunConfig) -> tuple[Layout | None, str]:
+    try:
+        layout = builder(config)
+    except CapacityError as error:
+        return None, str(error)
+    return replace(layout, notes=explain(config, layout)), ""
+
+
+def _recommend(baseline: Layout | None, layerwise: Layout | None) -> tuple[Mode, str]:
+    if baseline is None or layerwise is None:
+        fits = "baseline" if layerwise is None else "layerwise"
+        return fits, f"only the {fits} layout fits in memory"
+    winner, loser = (
+        (layerwise, baseline) if layerwise.tps >= baseline.tps else (baseline, layerwise)
+    )
+    reason = (
+        f"{winner.mode}: predicted prefill throughput {winner.tps / loser.tps:.2f}x the "
+        f"{loser.mode}'s ({winner.tps:,.0f} vs {loser.tps:,.0f} tokens/s); communication is "
+        f"{winner.comm_fraction:.0%} vs {loser.comm_fraction:.0%} of stage time, bubble "
+        f"{winner.bubble_fraction:.1%} vs {loser.bubble_fraction:.1%}"
+    )
+    faster = min((baseline, layerwise), key=lambda layout: layout.tpot_s)
+    slower = layerwise if faster is baseline else baseline
+    reason += (
+        f". {faster.mode} has the lower TPOT ({faster.tpot_s * 1e3:.3f} vs "
+        f"{slower.tpot_s * 1e3:.3f} ms per decode step)"
+    )
+    if faster is baseline and faster.tensor_parallel > 1:
+        reason += (
+            f": each GPU reads 1/{faster.tensor_parallel} of every layer's weights (and KV "
+            f"cache) per step, in parallel, instead of whole layers one stage after another"
+        )
+    return winner.mode, reason
+
+
+def make_plan(config: RunConfig) -> Plan:
+    """Plan both layouts. The config's own mode must fit: otherwise ConfigError with the numbers."""
+    baseline, baseline_error = _try(plan_baseline, config)
+    layerwise, layerwise_error = _try(plan_layerwise, config)
+    own_error = baseline_error if config.mode == "baseline" else layerwise_error
+    if own_error:
+        raise ConfigError(
+            [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
+        )
+    problems = deepspeed_problems(config, baseline if config.mode == "baseline" else layerwise)
+    if problems:
+        raise ConfigError(problems, config.source)
+    recommended, reason = _recommend(baseline, layerwise)
+    return Plan(
+        config,
+        baseline,
+        baseline_error,
+        layerwise,
+        layerwise_error,
+        roofline_tps(config),
+        recommended,
+        reason,
+        replica_options(config),
+    )
+
+
+def replica_options(config: RunConfig) -> tuple[tuple[int, float, float], ...]:
+    """The layer-wise layout priced at every possible replica count (data parallelism across
+    pipelines), for configs of at most REPLICA_OPTIONS_MAX_GPUS GPUs."""
+    if config.hardware.gpus > REPLICA_OPTIONS_MAX_GPUS:
+        return ()
+    options = []
+    for replicas in replica_counts(config.model, config.hardware.gpus, config.workload.batch_size):
+        try:
+            layout = plan_layerwise(config, replicas)
+        except CapacityError:
+            continue
+        options.append((replicas, layout.tps, layout.tpot_s))
+    return tuple(options)
+
+
+def deepspeed_problems(config: RunConfig, layout: Layout) -> list[str]:
+    """User DeepSpeed keys that the plan decides must agree with the plan."""
+    decided = {
+        "train_micro_batch_size_per_gpu": layout.micro_batch_rows,
+        "gradient_accumulation_steps": layout.micro_batches,
+    }
+    return [
+        f"deepspeed.{key} = {config.deepspeed[key]!r} contradicts the plan's {value} "
+        f"(leave it out: the planner fills it in)"
+        for key, value in decided.items()
+        if key in config.deepspeed and config.deepspeed[key] != value
+    ]

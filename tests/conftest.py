@@ -1,0 +1,19 @@
+"""Shared helpers: the repo root and configs built from the shipped seed config."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def seed_config_data(name: str = "seed_dense_layerwise") -> dict:
+    return json.loads((CONFIGS / f"{name}.json").read_text())
+
+
+@pytest.fixture
+def seed_data() -> dict:
+    return copy.deepcopy(seed_config_data())

@@ -1,0 +1,99 @@
+"""launch/plan.py end to end in a subprocess: tables, JSON, PNG, and clean failures."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from .conftest import CONFIGS, ROOT
+
+
+def plan(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "launch/plan.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_plan_prints_tables_and_writes_json_and_png(tmp_path):
+    out_json, out_png = tmp_path / "plan.json", tmp_path / "plan.png"
+    done = plan(
+        "--config",
+        str(CONFIGS / "seed_gpt_layerwise.json"),
+        "--json",
+        str(out_json),
+        "--plot",
+        str(out_png),
+    )
+    assert done.returncode == 0, done.stderr
+    for text in (
+        "== baseline ==",
+        "== layerwise ==",
+        "prefill TPS",
+        "TPOT",
+        "1/TPS",
+        "recommended: layerwise",
+        "PREDICTED",
+    ):
+        assert text in done.stdout
+    data = json.loads(out_json.read_text())
+    assert {"baseline", "layerwise", "recommended"} <= set(data)
+    for mode in ("baseline", "layerwise"):
+        layout = data[mode]
+        for key in ("tps", "tpot_ms", "bubble_fraction", "memory_bytes_per_gpu", "stages"):
+            assert key in layout
+        assert layout["inv_tps_ms"] == pytest.approx(1e3 / layout["tps"])
+        assert sum(stage["num_layers"] for stage in layout["stages"]) == 16
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.glob(".*"))  # no temporary files left behind
+
+
+def test_bad_config_exits_2_with_one_message_and_writes_nothing(tmp_path):
+    config = json.loads((CONFIGS / "seed_dense_baseline.json").read_text())
+    config["baseline"]["pipeline_parallel"] = 3
+    config["run"]["timed_iters"] = -1
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(config))
+    out_json = tmp_path / "plan.json"
+    done = plan("--config", str(path), "--json", str(out_json))
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "3 problems" in done.stderr and "8 x 3 = 24, but hardware.gpus = 16" in done.stderr
+    assert "run.timed_iters: must be >= 1, got -1" in done.stderr
+    assert not out_json.exists() and done.stdout == ""
+
+
+def test_missing_output_folder_is_refused_before_planning(tmp_path):
+    done = plan(
+        "--config",
+        str(CONFIGS / "mock_dense_layerwise.json"),
+        "--json",
+        str(tmp_path / "nowhere" / "plan.json"),
+    )
+    assert done.returncode == 2 and "does not exist" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_config_file():
+    done = plan("--config", "configs/no_such.json")
+    assert done.returncode == 2 and "cannot read" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_planning_modules_do_not_import_torch():
+    code = (
+        "import sys; import layerwise.config, layerwise.specs, layerwise.cost, "
+        "layerwise.partition, layerwise.plan, layerwise.report, layerwise.cli, "
+        "layerwise.explain, layerwise.plot; "
+        "from layerwise.plan import make_plan; from layerwise.config import load_config; "
+        "make_plan(load_config('configs/seed_gpt_layerwise.json')); "
+        "bad = [m for m in ('torch', 'deepspeed', 'megatron', 'matplotlib') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

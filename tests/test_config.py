@@ -1,0 +1,204 @@
+"""Every bad-config class gives one ConfigError naming the field and the numbers."""
+
+import json
+
+import pytest
+from layerwise.config import load_config, parse_config
+from layerwise.errors import ConfigError
+from layerwise.plan import make_plan
+from layerwise.specs import MODEL_PRESETS
+
+from .conftest import CONFIGS
+
+
+def problems_of(data) -> tuple[str, ...]:
+    with pytest.raises(ConfigError) as error:
+        parse_config(data, "test.json")
+    return error.value.problems
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.json")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_plan(path):
+    config = load_config(path)
+    plan = make_plan(config)
+    assert plan.layout(config.mode) is not None
+
+
+def test_seed_configs_differ_only_in_mode():
+    dense = [load_config(CONFIGS / f"seed_dense_{m}.json") for m in ("baseline", "layerwise")]
+    assert [c.mode for c in dense] == ["baseline", "layerwise"]
+    assert dense[0].model == dense[1].model == MODEL_PRESETS["seed-dense"]
+    assert dense[0].workload.prefill_tokens == 1_280_000
+    assert (dense[0].baseline.tensor_parallel, dense[0].baseline.pipeline_parallel) == (8, 2)
+
+
+def test_unknown_keys_everywhere_are_all_reported(seed_data):
+    seed_data["colour"] = "red"
+    seed_data["workload"]["batchsize"] = 3
+    seed_data["layerwise"]["l2_budget"] = 0.3
+    found = problems_of(seed_data)
+    assert any(p.startswith("colour: unknown key") for p in found)
+    assert any(p.startswith("workload.batchsize: unknown key") for p in found)
+    assert any(p.startswith("layerwise.l2_budget: unknown key") for p in found)
+    assert len(found) == 3
+
+
+@pytest.mark.parametrize(
+    "section,key,value,expected",
+    [
+        ("workload", "batch_size", "128", "workload.batch_size: expected an integer, got '128'"),
+        ("workload", "seq_len", 1.5, "workload.seq_len: expected an integer, got 1.5"),
+        ("workload", "batch_size", True, "workload.batch_size: expected an integer, got True"),
+        ("run", "dtype", "int8", "run.dtype: expected 'bf16' or 'fp16' or 'fp32', got 'int8'"),
+        (
+            "layerwise",
+            "micro_batches",
+            "many",
+            "layerwise.micro_batches: expected an integer or 'auto', got 'many'",
+        ),
+        ("hardware", "gpus", 0, "hardware.gpus: must be >= 1, got 0"),
+        (
+            "layerwise",
+            "l2_budget_fraction",
+            1.5,
+            "layerwise.l2_budget_fraction: must be <= 1.0, got 1.5",
+        ),
+        ("run", "timed_iters", 0, "run.timed_iters: must be >= 1, got 0"),
+    ],
+)
+def test_wrong_types_and_ranges_name_field_and_value(seed_data, section, key, value, expected):
+    seed_data[section][key] = value
+    assert expected in problems_of(seed_data)
+
+
+def test_mode_is_the_switch(seed_data):
+    seed_data["mode"] = "tp"
+    assert "mode: expected 'baseline' or 'layerwise', got 'tp'" in problems_of(seed_data)
+
+
+def test_missing_sections(seed_data):
+    del seed_data["workload"], seed_data["model"]
+    found = problems_of(seed_data)
+    assert "workload: missing" in found and "model: missing" in found
+
+
+def test_tp_times_pp_must_equal_gpus(seed_data):
+    seed_data["baseline"]["pipeline_parallel"] = 4
+    assert (
+        "baseline.tensor_parallel x baseline.pipeline_parallel = 8 x 4 = 32, but hardware.gpus = 16"
+    ) in problems_of(seed_data)
+
+
+def test_more_stages_than_layers(seed_data):
+    seed_data["model"] = {"preset": "seed-dense", "num_layers": 1}
+    seed_data["baseline"] = {"tensor_parallel": 8, "pipeline_parallel": 2}
+    found = problems_of(seed_data)
+    assert ("baseline.pipeline_parallel = 2 stages is more than model.num_layers = 1") in found
+
+
+def test_explicit_replicas_leaving_more_stages_than_layers(seed_data):
+    seed_data["layerwise"]["replicas"] = 1
+    seed_data["model"] = {"preset": "seed-dense", "num_layers": 8}
+    seed_data["baseline"] = {"tensor_parallel": 8, "pipeline_parallel": 2}
+    found = problems_of(seed_data)
+    assert any("16 / 1 = 16 stages is more than model.num_layers = 8" in p for p in found)
+
+
+def test_fewer_layers_than_gpus_gets_replicas_by_default(seed_data):
+    seed_data["model"] = {"preset": "seed-dense", "num_layers": 8}
+    seed_data["baseline"] = {"tensor_parallel": 8, "pipeline_parallel": 2}
+    layout = make_plan(parse_config(seed_data)).layerwise
+    assert layout.replicas == 2 and len(layout.stages) == 8
+
+
+def test_all_problems_in_one_message(seed_data):
+    seed_data["mode"] = "both"
+    seed_data["baseline"]["tensor_parallel"] = 3
+    seed_data["run"]["seed"] = "x"
+    with pytest.raises(ConfigError) as error:
+        parse_config(seed_data, "my.json")
+    message = str(error.value)
+    assert message.startswith("my.json: 4 problems")
+    for text in (
+        "mode:",
+        "run.seed:",
+        "3 x 2 = 6, but hardware.gpus = 16",
+        "baseline.tensor_parallel = 3 does not divide model.hidden = 16384",
+    ):
+        assert text in message
+
+
+def test_unknown_presets_and_profiles_list_the_known_ones(seed_data):
+    seed_data["model"] = "gpt-5"
+    seed_data["hardware"]["profile"] = "b200"
+    found = problems_of(seed_data)
+    assert any("unknown preset 'gpt-5'" in p and "seed-dense" in p for p in found)
+    assert any("no profile 'b200'" in p and "h100-sxm" in p for p in found)
+
+
+def test_model_preset_with_overrides(seed_data):
+    seed_data["model"] = {"preset": "seed-gpt", "num_layers": 32}
+    config = parse_config(seed_data)
+    assert config.model.num_layers == 32 and config.model.heads == 32
+    assert config.model.name == "seed-gpt-custom"
+
+
+def test_gpt_tp_must_divide_heads(seed_data):
+    seed_data["model"] = {"preset": "seed-gpt", "heads": 12}
+    assert "baseline.tensor_parallel = 8 does not divide model.heads = 12" in problems_of(seed_data)
+
+
+def test_micro_batches_must_divide(seed_data):
+    seed_data["baseline"]["micro_batches"] = 7
+    assert any(
+        p.startswith("baseline.micro_batches = 7 must divide the 128 sequences")
+        for p in problems_of(seed_data)
+    )
+
+
+def test_model_that_does_not_fit_hbm(seed_data):
+    seed_data["model"] = {"preset": "seed-dense", "num_layers": 4096}
+    for mode in ("baseline", "layerwise"):
+        seed_data["mode"] = mode
+        with pytest.raises(ConfigError) as error:
+            make_plan(parse_config(seed_data))
+        assert "does not fit HBM" in str(error.value) and "GiB" in str(error.value)
+
+
+def test_deepspeed_keys_that_contradict_the_plan(seed_data):
+    seed_data["deepspeed"] = {"gradient_accumulation_steps": 3, "steps_per_print": 10}
+    with pytest.raises(ConfigError) as error:
+        make_plan(parse_config(seed_data))
+    assert "deepspeed.gradient_accumulation_steps = 3 contradicts the plan's" in str(error.value)
+
+
+def test_deepspeed_keys_that_agree_pass(seed_data):
+    plan = make_plan(parse_config(seed_data))
+    seed_data["deepspeed"] = {"gradient_accumulation_steps": plan.layerwise.micro_batches}
+    assert make_plan(parse_config(seed_data)).layerwise == plan.layerwise
+
+
+def test_malformed_json(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text('{"mode": "layerwise",\n')
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    assert "not valid JSON" in str(error.value) and "line 2" in str(error.value)
+
+
+def test_bad_hardware_profile_file(tmp_path, seed_data):
+    profile = tmp_path / "mine.yaml"
+    profile.write_text("name: mine\npeak_tflops: fast\n")
+    seed_data["hardware"]["profile"] = "mine.yaml"
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(seed_data))
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert "hardware.peak_tflops: expected a number, got 'fast'" in message
+    assert "hardware.hbm_gbs: missing" in message
+
+
+def test_gpus_per_node_override(seed_data):
+    seed_data["hardware"]["gpus_per_node"] = 16
+    assert parse_config(seed_data).gpu.gpus_per_node == 16

@@ -1,0 +1,119 @@
+"""The cost model against hand-computed cases and against the H200 measurements (FACTS.md)."""
+
+import json
+from dataclasses import replace
+
+import pytest
+from layerwise.cost import (
+    Chunk,
+    Kernel,
+    allreduce_time,
+    bubble_fraction,
+    gemm_tflops,
+    kernel_time,
+    layer_cost,
+    p2p_time,
+    pipeline_time,
+    utilisation,
+)
+from layerwise.specs import MODEL_PRESETS, LinkSpec, find_hardware_profile, load_hardware
+
+from .conftest import CONFIGS
+
+H200 = load_hardware(find_hardware_profile("h200"))
+DENSE = MODEL_PRESETS["seed-dense"]
+ANCHORS = json.loads((CONFIGS / "hardware/measured/h200-gemm-2026-11-26.json").read_text())
+
+
+def test_kernel_time_is_the_max_of_floor_compute_and_memory():
+    flat = replace(
+        H200, gemm_tflops={1024: {1024: 500.0}}, gemm_floor_us=10.0, hbm_gbs=1000.0, l2_gbs=4000.0
+    )
+    compute = Kernel("k", "gemm", 1e12, 0.0, 0.0, width=1024)  # 1 TFLOP at 500 TFLOP/s
+    assert kernel_time(flat, compute, 1024, False, False) == pytest.approx(2e-3)
+    memory = Kernel("k", "gemm", 1.0, 1e9, 1e9, width=1024)  # 2 GB at 1 TB/s
+    assert kernel_time(flat, memory, 1024, False, False) == pytest.approx(2e-3)
+    assert kernel_time(flat, memory, 1024, True, False) == pytest.approx(1.25e-3)  # weights in L2
+    tiny = Kernel("k", "gemm", 1.0, 1.0, 1.0, width=1024)
+    assert kernel_time(flat, tiny, 1024, False, False) == pytest.approx(10e-6)
+
+
+def test_gemm_rate_interpolates_in_log_tokens_and_clamps():
+    rates = replace(H200, gemm_tflops={2048: {1024: 400.0, 4096: 600.0}})
+    assert gemm_tflops(rates, 2048, 2048) == pytest.approx(500.0)  # halfway in log2
+    assert gemm_tflops(rates, 16, 2048) == 400.0
+    assert gemm_tflops(rates, 10**6, 99) == 600.0
+
+
+def test_allreduce_alpha_beta_and_measured_table():
+    link = LinkSpec(10.0, 100.0, 20.0, 100.0)
+    # 8 GPUs, 100 MB: 20 us + 2*7/8 * 1e8 / 1e11 = 20 us + 1.75 ms
+    assert allreduce_time(link, 1e8, 8) == pytest.approx(20e-6 + 1.75e-3)
+    assert allreduce_time(link, 1e8, 1) == 0.0
+    measured = replace(link, allreduce_busbw_measured_gbs={2**20: 50.0, 2**30: 400.0})
+    assert allreduce_time(measured, 2**30, 8) == pytest.approx(1.75 * 2**30 / 400e9)
+    assert p2p_time(link, 1e9) == pytest.approx(10e-6 + 1e-2)
+
+
+def test_pipeline_schedule_and_bubble():
+    assert pipeline_time([1.0, 1.0, 1.0, 1.0], 8) == 11.0
+    assert bubble_fraction([1.0] * 4, 8) == pytest.approx(3 / 11)
+    assert pipeline_time([1.0, 3.0], 5) == 4.0 + 4 * 3.0
+    assert utilisation([1.0, 3.0], 5) == pytest.approx(5 * 4.0 / (2 * 16.0))
+
+
+def test_tensor_parallel_dense_pairs_need_one_allreduce_per_pair():
+    chunk = Chunk(8192, 8192, 1, False)
+    column = layer_cost(DENSE, H200, 0, chunk, 8, 2, 0.0)
+    row = layer_cost(DENSE, H200, 1, chunk, 8, 2, 0.0)
+    whole = layer_cost(DENSE, H200, 0, chunk, 1, 2, 0.0)
+    assert column.comm_s == 0.0 and row.comm_s > 0.0 and whole.comm_s == 0.0
+    message = 8192 * 16384 * 2
+    assert row.comm_s == pytest.approx(allreduce_time(H200.intra_node, message, 8))
+
+
+def _predicted_ms(case: str, tokens: int) -> float:
+    chunk = Chunk(tokens, tokens, 1, False)
+    if case == "full":
+        return layer_cost(DENSE, H200, 0, chunk, 1, 2, 0.0).compute_s * 1e3
+    pair = [layer_cost(DENSE, H200, layer, chunk, 8, 2, 0.0).compute_s for layer in (0, 1)]
+    return sum(pair) * 1e3
+
+
+@pytest.mark.parametrize(
+    "row",
+    [r for r in ANCHORS["results"] if r["case"] in ("full", "tp8")],
+    ids=lambda r: f"{r['case']}-M{r['tokens']}",
+)
+def test_reproduces_h200_measurements_within_15_percent(row):
+    assert _predicted_ms(row["case"], row["tokens"]) == pytest.approx(row["ms"], rel=0.15)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [r for r in ANCHORS["results"] if r["case"].startswith("stream")],
+    ids=lambda r: r["case"],
+)
+def test_streamed_chunks_within_15_percent(row):
+    """16 layers over 65,536 tokens in chunks: not in the rate table, an out-of-sample check."""
+    chunk_tokens = int(row["case"].removeprefix("stream_c"))
+    chunk = Chunk(chunk_tokens, chunk_tokens, 1, False)
+    per_chunk = layer_cost(DENSE, H200, 0, chunk, 1, 2, 0.0).compute_s * 16
+    predicted_ms = per_chunk * (row["tokens"] // chunk_tokens) * 1e3
+    assert predicted_ms == pytest.approx(row["ms"], rel=0.15)
+
+
+def test_gpt_layer_prefill_near_the_sdpa_estimate():
+    """FACTS.md: the seed-gpt layer with SDPA attention should take about 24 ms on 10,000 tokens
+    (59.6 ms measured with the score-materialising attention, of which 36.7 ms attention)."""
+    gpt = MODEL_PRESETS["seed-gpt"]
+    layer = layer_cost(gpt, H200, 0, Chunk(10_000, 1, 10_000, False), 1, 2, 0.0)
+    assert 20e-3 < layer.compute_s < 30e-3
+
+
+def test_decode_attention_reads_the_kv_cache():
+    gpt = MODEL_PRESETS["seed-gpt"]
+    short = layer_cost(gpt, H200, 0, Chunk(128, 128, 1_000, True), 1, 2, 0.0).compute_s
+    long = layer_cost(gpt, H200, 0, Chunk(128, 128, 10_000, True), 1, 2, 0.0).compute_s
+    kv_bytes = 128 * 9_000 * 2 * gpt.attention_width * 2
+    assert long - short == pytest.approx(kv_bytes / (H200.hbm_gbs * 1e9), rel=0.01)
