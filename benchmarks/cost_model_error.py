@@ -1,0 +1,51 @@
+"""Print the cost model's error against each H200 measurement in configs/hardware/measured/.
+
+Run: python benchmarks/cost_model_error.py  (no GPU needed: it compares predictions with the
+stored measurements). The compute-bound full/tp8 rows at M >= 1024 are the rate table's own
+entries, so their ~0% error checks consistency only; the other rows are real checks.
+"""
+
+import json
+from pathlib import Path
+
+from layerwise.cost import Chunk, _gemm, kernel_time, layer_cost
+from layerwise.specs import MODEL_PRESETS, find_hardware_profile, load_hardware
+
+ANCHORS = Path(__file__).resolve().parents[1] / "configs/hardware/measured"
+
+
+def predicted_ms(hardware, case: str, tokens: int) -> float | None:
+    dense = MODEL_PRESETS["seed-dense"]
+    chunk = Chunk(tokens, tokens, 1, False)
+    if case == "full":
+        return layer_cost(dense, hardware, 0, chunk, 1, 2, 0.0).compute_s * 1e3
+    if case == "tp8":
+        pair = (layer_cost(dense, hardware, layer, chunk, 8, 2, 0.0) for layer in (0, 1))
+        return sum(cost.compute_s for cost in pair) * 1e3
+    if case.startswith("stream_c"):  # 16 layers over all tokens, chunk by chunk
+        size = int(case.removeprefix("stream_c"))
+        per_chunk = layer_cost(dense, hardware, 0, Chunk(size, size, 1, False), 1, 2, 0.0)
+        return per_chunk.compute_s * 16 * (tokens // size) * 1e3
+    if case in ("l2w_32MB", "hbmw_512MB"):
+        side = 4096 if case == "l2w_32MB" else 16384
+        kernel = _gemm(case, tokens, side, side, 2)
+        return kernel_time(hardware, kernel, tokens, side == 4096, True) * 1e3
+    return None
+
+
+def main() -> None:
+    hardware = load_hardware(find_hardware_profile("h200"))
+    for path in sorted(ANCHORS.glob("h200-*.json")):
+        print(f"{path.name} ({json.loads(path.read_text())['device']}), profile {hardware.name}")
+        print(f"{'case':>13} {'tokens':>7} {'measured ms':>12} {'predicted ms':>13} {'error':>7}")
+        for row in json.loads(path.read_text())["results"]:
+            guess = predicted_ms(hardware, row["case"], row["tokens"])
+            if guess is None:
+                continue
+            error = guess / row["ms"] - 1
+            print(f"{row['case']:>13} {row['tokens']:>7} {row['ms']:>12.4f} {guess:>13.4f} "
+                  f"{error:>+7.1%}")
+
+
+if __name__ == "__main__":
+    main()
