@@ -43,8 +43,10 @@ def main() -> None:
             if guess is None:
                 continue
             error = guess / row["ms"] - 1
-            print(f"{row['case']:>13} {row['tokens']:>7} {row['ms']:>12.4f} {guess:>13.4f} "
-                  f"{error:>+7.1%}")
+            print(
+                f"{row['case']:>13} {row['tokens']:>7} {row['ms']:>12.4f} {guess:>13.4f} "
+                f"{error:>+7.1%}"
+            )
 
 
 if __name__ == "__main__":

@@ -3,12 +3,15 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from layerwise.config import load_config, parse_config
 from layerwise.errors import ConfigError
 from layerwise.plan import make_plan
 from layerwise.specs import MODEL_PRESETS
 
-from .conftest import CONFIGS
+from .conftest import CONFIGS, seed_config_data
 
 
 def problems_of(data) -> tuple[str, ...]:
@@ -202,3 +205,66 @@ def test_bad_hardware_profile_file(tmp_path, seed_data):
 def test_gpus_per_node_override(seed_data):
     seed_data["hardware"]["gpus_per_node"] = 16
     assert parse_config(seed_data).gpu.gpus_per_node == 16
+
+
+def test_hardware_tables_need_positive_entries(tmp_path, seed_data):
+    text = (CONFIGS / "hardware/h200.yaml").read_text()
+    profile = tmp_path / "odd.yaml"
+    profile.write_text(text.replace("2048: {1024: 708.9", "0: {1024: 708.9"))
+    seed_data["hardware"]["profile"] = str(profile)
+    found = problems_of(seed_data)
+    assert any("hardware.gemm_tflops: needs positive keys and values" in p for p in found)
+
+
+def test_preset_of_the_wrong_type(seed_data):
+    seed_data["model"] = {"preset": ["seed-gpt"]}
+    assert any(
+        p.startswith("model.preset: unknown preset ['seed-gpt']") for p in problems_of(seed_data)
+    )
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-10, 10**6)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    section=st.sampled_from(
+        ["mode", "model", "hardware", "workload", "baseline", "layerwise", "run", "deepspeed"]
+    ),
+    key=st.sampled_from(
+        [
+            "preset",
+            "gpus",
+            "batch_size",
+            "seq_len",
+            "tensor_parallel",
+            "micro_batches",
+            "replicas",
+            "dtype",
+            "num_layers",
+            "profile",
+            None,
+        ]
+    ),
+    value=json_values,
+)
+def test_any_json_value_anywhere_gives_a_config_or_a_config_error(section, key, value):
+    data = seed_config_data()
+    if key is None or not isinstance(data.get(section), dict):
+        data[section] = value
+    else:
+        data[section][key] = value
+    try:
+        make_plan(parse_config(data))
+    except ConfigError as error:
+        assert error.problems

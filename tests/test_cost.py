@@ -4,6 +4,7 @@ import json
 from dataclasses import replace
 
 import pytest
+
 from layerwise.cost import (
     Chunk,
     Kernel,

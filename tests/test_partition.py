@@ -6,6 +6,7 @@ import math
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from layerwise.errors import CapacityError
 from layerwise.partition import (
     Link,

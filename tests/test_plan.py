@@ -4,6 +4,7 @@ import json
 import textwrap
 
 import pytest
+
 from layerwise.config import load_config, parse_config
 from layerwise.partition import stage_costs, uniform_boundaries
 from layerwise.plan import make_plan

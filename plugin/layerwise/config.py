@@ -113,7 +113,7 @@ def _model(value: Any, problems: list[str]) -> ModelSpec | None:
     preset = fields.pop("preset", None)
     base: dict[str, Any] = {}
     if preset is not None:
-        if preset not in MODEL_PRESETS:
+        if not isinstance(preset, str) or preset not in MODEL_PRESETS:
             problems.append(f"model.preset: unknown preset {preset!r} (presets: {presets})")
             return None
         base = dataclasses.asdict(MODEL_PRESETS[preset])

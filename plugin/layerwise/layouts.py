@@ -1,9 +1,9 @@
 """The two layouts as stage plans: Megatron's TP x PP and the cache-aware layer-wise pipeline.
 
 Both are priced by the same cost model on the same chunks. Each picks its micro-batching, and
-the layer-wise layout also its replica count and layer ranges, to maximise predicted prefill
-tokens/s; near-ties (1%) go to a chunk whose activation tiles fit the L2 budget, then to the
-lower TPOT, then to the smaller chunk (less memory).
+the layer-wise layout also its layer ranges, to maximise predicted prefill tokens/s; near-ties
+(1%) go to a chunk whose activation tiles fit the L2 budget, then to the lower TPOT, then to the
+smaller chunk (less memory).
 """
 
 import math

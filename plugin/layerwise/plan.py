@@ -80,7 +80,7 @@ def make_plan(config: RunConfig) -> Plan:
         raise ConfigError(
             [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
         )
-    problems = deepspeed_problems(config, baseline if config.mode == "baseline" else layerwise)
+    problems = deepspeed_problems(config, layerwise) if config.mode == "layerwise" else []
     if problems:
         raise ConfigError(problems, config.source)
     recommended, reason = _recommend(baseline, layerwise)
@@ -113,7 +113,8 @@ def replica_options(config: RunConfig) -> tuple[tuple[int, float, float], ...]:
 
 
 def deepspeed_problems(config: RunConfig, layout: Layout) -> list[str]:
-    """User DeepSpeed keys that the plan decides must agree with the plan."""
+    """DeepSpeed keys that the layer-wise plan decides must agree with it (the `deepspeed`
+    section configures the layer-wise runtime only)."""
     decided = {
         "train_micro_batch_size_per_gpu": layout.micro_batch_rows,
         "gradient_accumulation_steps": layout.micro_batches,

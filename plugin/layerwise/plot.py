@@ -47,6 +47,7 @@ def _draw(axis, layout: Layout | None, title: str) -> None:
         fontsize=9,
     )
     axis.set_ylabel("stage")
+    axis.set_yticks(range(0, len(stages), max(1, len(stages) // 16)))
     axis.set_xlabel("ms")
     axis.invert_yaxis()
 

@@ -25,7 +25,10 @@ def _ranks(stage: StagePlan) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "  ".join(str(v).rjust(w) for v, w in zip(row, widths))  # noqa: E731
+
+    def line(row: list[str]) -> str:
+        return "  ".join(str(value).rjust(width) for value, width in zip(row, widths))
+
     return [line(header), line(["-" * w for w in widths]), *(line(row) for row in rows)]
 
 

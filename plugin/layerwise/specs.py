@@ -142,9 +142,14 @@ def load_hardware(path: Path) -> HardwareSpec:
     problems: list[str] = []
     spec = build(HardwareSpec, data, "hardware", problems)
     if spec is not None:
-        for width, rates in spec.gemm_tflops.items():
-            if not rates:
-                problems.append(f"hardware.gemm_tflops[{width}]: needs at least one tokens: rate")
+        tables = {f"gemm_tflops[{width}]": rates for width, rates in spec.gemm_tflops.items()}
+        tables["gemm_tflops"] = {width: 1.0 for width in spec.gemm_tflops}
+        for level in ("intra_node", "inter_node"):
+            measured = getattr(spec, level).allreduce_busbw_measured_gbs
+            tables[f"{level}.allreduce_busbw_measured_gbs"] = measured or {1: 1.0}
+        for name, table in tables.items():
+            if not table or min(table) <= 0 or min(table.values()) <= 0:
+                problems.append(f"hardware.{name}: needs positive keys and values, got {table}")
     if problems:
         raise ConfigError(problems, str(path))
     return spec
