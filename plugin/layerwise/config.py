@@ -70,6 +70,8 @@ class RunOptions:
     seed: int = 1234
     warmup_iters: int = field(default=2, metadata={"min": 0})
     timed_iters: int = field(default=5, metadata={"min": 1})
+    timeout_s: float = field(default=600.0, metadata={"min": 1.0})
+    """Seconds any collective may wait before the run fails (a dead rank cannot hang the rest)."""
 
 
 @dataclass(frozen=True)

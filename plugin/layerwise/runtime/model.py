@@ -1,0 +1,202 @@
+"""The presets' layers, built from megatron-core modules, with weights drawn per (seed, layer).
+
+Every layout builds the same function: a layer's full (TP=1) weights come from a generator seeded
+by the run seed and the layer's index only, in a fixed parameter order, on the target device.
+Tensors between layers: [tokens, hidden] for dense models, [seq, batch, hidden] for gpt models
+(megatron's sequence-first layout), so only plain tensors cross pipeline stages.
+"""
+
+import copy
+import math
+
+import torch
+from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
+from megatron.core.process_groups_config import ProcessGroupCollection
+from megatron.core.tensor_parallel import ColumnParallelLinear
+from megatron.core.transformer import TransformerConfig
+from megatron.core.transformer.module import MegatronModule
+from megatron.core.transformer.spec_utils import build_module
+from torch import nn
+
+from layerwise.specs import ModelSpec
+
+TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def megatron_config(model: ModelSpec, dtype: torch.dtype, on_cpu: bool) -> TransformerConfig:
+    """Inference settings: no dropout, no fused kernels (no apex/TE), weights left to us."""
+    return TransformerConfig(
+        num_layers=model.num_layers,
+        hidden_size=model.hidden,
+        num_attention_heads=max(1, model.heads),
+        kv_channels=model.head_dim or None,
+        ffn_hidden_size=model.ffn_hidden or model.hidden,
+        params_dtype=dtype,
+        bf16=dtype == torch.bfloat16,
+        fp16=dtype == torch.float16,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        use_cpu_initialization=on_cpu,
+        perform_initialization=False,
+        bias_activation_fusion=False,
+        bias_dropout_fusion=False,
+        masked_softmax_fusion=False,
+        gradient_accumulation_fusion=False,
+        persist_layer_norm=False,
+        apply_rope_fusion=False,
+    )
+
+
+class SdpaAttention(MegatronModule):
+    """Causal core attention on torch's scaled_dot_product_attention, in place of the local
+    spec's DotProductAttention, which materialises the s x s scores (27x slower, FACTS.md)."""
+
+    def __init__(
+        self,
+        config: TransformerConfig,
+        layer_number: int,
+        attn_mask_type,
+        attention_type: str,
+        attention_dropout=None,
+        softmax_scale=None,
+        cp_comm_type=None,
+        pg_collection=None,
+    ):
+        super().__init__(config=config)
+        self.softmax_scale = softmax_scale
+
+    def forward(
+        self,
+        query,
+        key,
+        value,
+        attention_mask,
+        attn_mask_type=None,
+        attention_bias=None,
+        packed_seq_params=None,
+    ):
+        """[s, b, heads, dim] each -> [s, b, heads * dim], causal."""
+        seq, batch, heads, dim = query.shape
+        q, k, v = (t.permute(1, 2, 0, 3) for t in (query, key, value))
+        out = nn.functional.scaled_dot_product_attention(
+            q, k, v, is_causal=True, scale=self.softmax_scale
+        )
+        return out.permute(2, 0, 1, 3).reshape(seq, batch, heads * dim)
+
+
+def gpt_layer_spec():
+    """megatron-core's local GPT layer spec with SdpaAttention as its core attention."""
+    spec = copy.deepcopy(get_gpt_layer_local_spec())
+    spec.submodules.self_attention.submodules.core_attention = SdpaAttention
+    return spec
+
+
+class DenseLayer(nn.Module):
+    """y = x @ W^T with one hidden x hidden weight, a megatron ColumnParallelLinear at TP=1."""
+
+    def __init__(self, config: TransformerConfig, groups: ProcessGroupCollection):
+        super().__init__()
+        self.linear = ColumnParallelLinear(
+            config.hidden_size,
+            config.hidden_size,
+            config=config,
+            init_method=None,
+            bias=False,
+            gather_output=False,
+            tp_group=groups.tp,
+        )
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.linear(hidden)[0]
+
+
+class GptLayer(nn.Module):
+    """A megatron-core TransformerLayer (local spec, SDPA attention) taking and returning one
+    [seq, batch, hidden] tensor."""
+
+    def __init__(self, config: TransformerConfig, groups: ProcessGroupCollection, index: int):
+        super().__init__()
+        self.layer = build_module(
+            gpt_layer_spec(), config=config, layer_number=index + 1, pg_collection=groups
+        )
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.layer(hidden, attention_mask=None)[0]
+
+
+def layer_generator(seed: int, index: int, device: torch.device) -> torch.Generator:
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed * 1_000_003 + index)
+    return generator
+
+
+def full_weights(
+    model: ModelSpec,
+    seed: int,
+    index: int,
+    shapes: dict[str, torch.Size],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> dict[str, torch.Tensor]:
+    """The layer's TP=1 parameters, drawn in sorted-name order: matrices ~ N(0, 1/fan_in),
+    norm weights ~ 1 + N(0, 0.1), biases ~ N(0, 0.02)."""
+    generator = layer_generator(seed, index, device)
+    weights = {}
+    for name in sorted(shapes):
+        shape = shapes[name]
+        draw = torch.randn(shape, generator=generator, device=device, dtype=torch.float32)
+        if len(shape) == 2:
+            draw /= math.sqrt(shape[1])
+        elif "layernorm" in name and name.endswith("weight"):
+            draw = 1.0 + 0.1 * draw
+        else:
+            draw *= 0.02
+        weights[name] = draw.to(dtype)
+    return weights
+
+
+class PresetLayer(nn.Module):
+    """Layer `index` of a preset model; what a DeepSpeed LayerSpec builds on each stage."""
+
+    def __init__(
+        self,
+        model: ModelSpec,
+        index: int,
+        seed: int,
+        dtype: torch.dtype,
+        device: torch.device,
+        groups: ProcessGroupCollection,
+    ):
+        super().__init__()
+        config = megatron_config(model, dtype, device.type == "cpu")
+        with torch.device(device):
+            self.body = (
+                DenseLayer(config, groups)
+                if model.kind == "dense"
+                else GptLayer(config, groups, index)
+            )
+        shapes = {name: p.shape for name, p in self.body.named_parameters()}
+        weights = full_weights(model, seed, index, shapes, dtype, device)
+        with torch.no_grad():
+            for name, parameter in self.body.named_parameters():
+                parameter.copy_(weights[name])
+        self.body.requires_grad_(False)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.body(hidden)
+
+
+def chunk_input(
+    model: ModelSpec,
+    seed: int,
+    chunk: int,
+    rows: int,
+    seq_len: int,
+    dtype: torch.dtype,
+    device: torch.device,
+) -> torch.Tensor:
+    """Input of prefill chunk `chunk`: [rows, hidden] (dense) or [seq_len, rows, hidden] (gpt),
+    drawn from (seed, chunk) so every layout and the reference see the same data."""
+    generator = layer_generator(seed + 7919, chunk, device)
+    shape = (rows, model.hidden) if model.kind == "dense" else (seq_len, rows, model.hidden)
+    return torch.randn(shape, generator=generator, device=device).to(dtype)

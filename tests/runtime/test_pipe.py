@@ -1,0 +1,29 @@
+"""Partition arguments and verification, without a pipeline."""
+
+import pytest
+import torch
+
+from layerwise.runtime.pipe import check_boundaries, profile_layers
+from layerwise.runtime.verify import compare
+
+
+def test_boundaries_are_checked_with_the_numbers():
+    assert check_boundaries([0, 3, 3, 8], 8, 3) == (0, 3, 3, 8)
+    for bad in ([0, 3, 8], [1, 3, 5, 8], [0, 5, 3, 8], [0, 3, 5, 7]):
+        with pytest.raises(ValueError, match="must be 4 non-decreasing layer indices from 0 to 8"):
+            check_boundaries(bad, 8, 3)
+
+
+def test_compare_reports_relative_error_and_fails_above_tolerance():
+    expected = [torch.tensor([1.0, -4.0])]
+    assert compare([torch.tensor([1.0, -4.0])], expected, "fp32").ok
+    off = compare([torch.tensor([1.0, -3.0])], expected, "fp32")
+    assert off.max_abs_error == 1.0 and off.relative_error == 0.25 and not off.ok
+
+
+def test_profile_measures_bytes_and_time_layer_by_layer(groups):
+    layers = [torch.nn.Linear(8, 16), torch.nn.Linear(16, 4)]
+    found = profile_layers(layers, torch.zeros(32, 8), repeats=2)
+    assert found.boundary_bytes == (32 * 8 * 4, 32 * 16 * 4, 32 * 4 * 4)
+    assert found.resident_bytes == ((8 * 16 + 16) * 4, (16 * 4 + 4) * 4)
+    assert len(found.seconds) == 2 and all(s > 0 for s in found.seconds)
