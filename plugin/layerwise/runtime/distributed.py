@@ -25,10 +25,8 @@ def read_env(local_rank_arg: int | None = None) -> DistEnv:
     rank = int(os.environ.get("RANK", "0"))
     fallback = local_rank_arg if local_rank_arg is not None else rank
     local_rank = int(os.environ.get("LOCAL_RANK", fallback))
-    if "MASTER_ADDR" not in os.environ:
-        os.environ.update(
-            MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get("MASTER_PORT", "29500")
-        )
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", "29500")
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(world_size))
     return DistEnv(rank, local_rank, world_size)
 
