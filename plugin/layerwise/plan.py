@@ -9,6 +9,7 @@ from layerwise.explain import explain
 from layerwise.layouts import Layout, plan_baseline, plan_layerwise
 
 REPLICA_OPTIONS_MAX_GPUS = 64  # above this, pricing every replica count costs seconds
+TIE = 0.005  # TPOTs closer than this are reported as equal
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ def _recommend(baseline: Layout | None, layerwise: Layout | None) -> tuple[Mode,
     )
     faster = min((baseline, layerwise), key=lambda layout: layout.tpot_s)
     slower = layerwise if faster is baseline else baseline
+    if slower.tpot_s <= faster.tpot_s * (1 + TIE):
+        return winner.mode, reason + f". Both take {faster.tpot_s * 1e3:.3f} ms per decode step"
     reason += (
         f". {faster.mode} has the lower TPOT ({faster.tpot_s * 1e3:.3f} vs "
         f"{slower.tpot_s * 1e3:.3f} ms per decode step)"
