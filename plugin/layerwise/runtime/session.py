@@ -94,7 +94,7 @@ def run(config: RunConfig, plan: Plan, env: DistEnv, verify: bool) -> Report:
             device,
         )
         if env.is_main:
-            expected = checks.reference(config, layout, count, device, groups)
+            expected = checks.reference(config, layout, range(count), device, groups)
             verdict = checks.compare(got, expected, config.run.dtype)
     barrier()
     torch.distributed.destroy_process_group()

@@ -1,5 +1,6 @@
 """--verify: the same inputs through the whole model in one process, compared with the pipeline."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -64,8 +65,11 @@ def gather_to_rank0(
     return received
 
 
-def reference(config: RunConfig, layout: Layout, count: int, device, groups) -> list[torch.Tensor]:
-    """Replica 0's first `count` prefill chunks through all layers, one process."""
+def reference(
+    config: RunConfig, layout: Layout, chunks: Sequence[int], device, groups
+) -> list[torch.Tensor]:
+    """Prefill chunks (by global index: replica r's chunk c is r * micro_batches + c) through
+    all layers, in this one process."""
     dtype = TORCH_DTYPES[config.run.dtype]
     layers = [
         PresetLayer(config.model, index, config.run.seed, dtype, device, groups)
@@ -73,7 +77,7 @@ def reference(config: RunConfig, layout: Layout, count: int, device, groups) -> 
     ]
     outputs = []
     with torch.no_grad():
-        for chunk in range(count):
+        for chunk in chunks:
             hidden = chunk_input(
                 config.model,
                 config.run.seed,
