@@ -13,7 +13,7 @@ from pathlib import Path
 
 from layerwise.cli import write_atomically
 from layerwise.config import RunConfig, load_config
-from layerwise.errors import LayerwiseError
+from layerwise.errors import ConfigError, LayerwiseError
 from layerwise.plan import make_plan
 from layerwise.runtime.distributed import DistEnv, read_env
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         problems = check_world(config, env)
         if problems:
-            raise LayerwiseError("\n".join(f"  - {p}" for p in problems))
+            raise ConfigError(problems, str(args.config))
         plan = make_plan(config)
     except LayerwiseError as error:
         return fail(env, str(error), EXIT_USAGE)
