@@ -345,16 +345,25 @@ def replicas_of(config: RunConfig) -> int:
 
 
 def plan_layerwise(config: RunConfig, replicas: int | None = None) -> Layout:
-    """Exact partition for each chunk size; raises CapacityError if none fits."""
+    """Exact partition for each chunk size; raises CapacityError if none fits. Only the chunks
+    whose prefill time is within the tie band of the best get fully priced (decode included)."""
     setting = layerwise_setting(config, replicas or replicas_of(config))
-    layouts, error = [], None
+    units = setting.sequences * config.workload.seq_len
+    placed, error = [], None
     for chunk in chunk_candidates(config, setting, config.layerwise.micro_batches):
         try:
-            placed = partition(problem(config, setting, chunk))
+            found = partition(problem(config, setting, chunk))
         except CapacityError as failure:
             error = failure
             continue
-        layouts.append(price(config, setting, chunk, placed.boundaries))
-    if not layouts:
+        placed.append((pipeline_time(list(found.stage_costs), units // chunk), chunk, found))
+    if not placed:
         raise error
-    return best_of(layouts)
+    fastest = min(seconds for seconds, _, _ in placed)
+    return best_of(
+        [
+            price(config, setting, chunk, found.boundaries)
+            for seconds, chunk, found in placed
+            if seconds <= fastest / (1 - TIE_TOLERANCE)
+        ]
+    )
