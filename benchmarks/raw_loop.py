@@ -44,7 +44,7 @@ def main() -> None:
         chunk_input(config.model, config.run.seed, c, rows, seq, dtype, device)
         for c in range(layout.micro_batches)
     ]
-    decode_rows = config.workload.batch_size // layout.decode_micro_batches
+    decode_rows = config.workload.batch_size // layout.replicas // layout.decode_micro_batches
     steps = [
         chunk_input(
             config.model, config.run.seed, DECODE_SEED_OFFSET + c, decode_rows, 1, dtype, device

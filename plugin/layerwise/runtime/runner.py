@@ -27,7 +27,6 @@ DECODE_SEED_OFFSET = 1_000_000  # decode inputs are drawn apart from prefill chu
 class Placement:
     """Where this rank sits in the layer-wise layout."""
 
-    replicas: int
     stages: int
     replica: int
     stage: int
@@ -46,7 +45,7 @@ class Placement:
 
 def placement(layout: Layout, env: DistEnv) -> Placement:
     stages = len(layout.stages)
-    return Placement(layout.replicas, stages, env.rank // stages, env.rank % stages)
+    return Placement(stages, env.rank // stages, env.rank % stages)
 
 
 def boundaries(layout: Layout) -> tuple[int, ...]:
@@ -79,50 +78,51 @@ def build_engine(config: RunConfig, layout: Layout, device: torch.device, groups
     return engine
 
 
-def prefill_inputs(config: RunConfig, layout: Layout, where: Placement, device) -> Iterator:
-    """The replica's chunks on its first stage; placeholders for the last stage, which reads
-    only the (absent) labels."""
+def _inputs(
+    config: RunConfig, where: Placement, first: int, count: int, rows: int, seq_len: int, device
+) -> Iterator:
+    """Chunks first..first+count-1 on a first stage; placeholders elsewhere (a last stage reads
+    only the absent labels)."""
     dtype = TORCH_DTYPES[config.run.dtype]
-    for chunk in range(layout.micro_batches):
+    for index in range(first, first + count):
         if where.is_first:
-            index = where.replica * layout.micro_batches + chunk
             yield (
-                chunk_input(
-                    config.model,
-                    config.run.seed,
-                    index,
-                    layout.micro_batch_rows,
-                    config.workload.seq_len,
-                    dtype,
-                    device,
-                ),
+                chunk_input(config.model, config.run.seed, index, rows, seq_len, dtype, device),
                 None,
             )
         else:
             yield torch.empty(0, device=device), None
 
 
+def prefill_inputs(config: RunConfig, layout: Layout, where: Placement, device) -> Iterator:
+    """The replica's prefill chunks."""
+    count = layout.micro_batches
+    return _inputs(
+        config,
+        where,
+        where.replica * count,
+        count,
+        layout.micro_batch_rows,
+        config.workload.seq_len,
+        device,
+    )
+
+
 def decode_inputs(config: RunConfig, layout: Layout, where: Placement, device) -> Iterator:
     """One new token per sequence, split into the plan's decode micro-batches (dense models)."""
-    dtype = TORCH_DTYPES[config.run.dtype]
-    sequences = config.workload.batch_size // layout.replicas
-    rows = sequences // layout.decode_micro_batches
-    for chunk in range(layout.decode_micro_batches):
-        index = DECODE_SEED_OFFSET + where.replica * layout.decode_micro_batches + chunk
-        if where.is_first:
-            yield chunk_input(config.model, config.run.seed, index, rows, 1, dtype, device), None
-        else:
-            yield torch.empty(0, device=device), None
+    count = layout.decode_micro_batches
+    rows = config.workload.batch_size // layout.replicas // count
+    first = DECODE_SEED_OFFSET + where.replica * count
+    return _inputs(config, where, first, count, rows, 1, device)
 
 
 def run_batch(engine, inputs: Iterator, micro_batches: int) -> list | None:
     """One eval_batch; the list of micro-batch outputs on a last stage, None elsewhere."""
     engine.total_loss = None
     engine.reset_activation_shape()
-    outputs = engine.eval_batch(
+    return engine.eval_batch(
         iter(inputs), compute_loss=False, reduce_output=None, num_micro_batches=micro_batches
     )
-    return outputs
 
 
 def timed(

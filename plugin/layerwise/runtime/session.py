@@ -2,13 +2,20 @@
 
 import statistics
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from layerwise.config import RunConfig
+from layerwise.layouts import Layout
 from layerwise.plan import Plan
 from layerwise.runtime.distributed import DistEnv, init, singleton_groups
 from layerwise.runtime.mock import apply_cpu_mock_patches
+
+if TYPE_CHECKING:  # imported at run time only after the CPU mock patches
+    from layerwise.runtime.verify import Verdict
+
+MOCK_DEVICE = "cpu (mock)"
 
 
 @dataclass(frozen=True)
@@ -98,13 +105,29 @@ def run(config: RunConfig, plan: Plan, env: DistEnv, verify: bool) -> Report:
             verdict = checks.compare(got, expected, config.run.dtype)
     barrier()
     torch.distributed.destroy_process_group()
+    device_name = torch.cuda.get_device_name(device) if cuda else MOCK_DEVICE
+    return report(config, layout, env, device_name, prefill_s, decode_s, verdict)
 
-    tokens = config.workload.prefill_tokens
-    measured_tps = tokens / statistics.median(prefill_s)
+
+def report(
+    config: RunConfig,
+    layout: Layout,
+    env: DistEnv,
+    device_name: str,
+    prefill_s: list[float],
+    decode_s: list[float],
+    verdict: "Verdict | None",
+) -> Report:
+    """Median measured figures beside the plan's, as rank 0's table and results JSON."""
+    measured_tps = config.workload.prefill_tokens / statistics.median(prefill_s)
     measured_tpot = statistics.median(decode_s) * 1e3 if decode_s else None
     predicted = _figures(layout.tps, layout.tpot_s * 1e3)
     measured = _figures(measured_tps, measured_tpot)
-    mock = "" if cuda else " (CPU mock mode: gloo; predictions use the uncalibrated profile)"
+    mock = (
+        " (CPU mock mode: gloo; predictions use the uncalibrated profile)"
+        if device_name == MOCK_DEVICE
+        else ""
+    )
     lines = [
         f"layerwise run of {config.source}: {config.model.name} on {env.world_size} ranks{mock}",
         f"{layout.replicas} replica(s) x {len(layout.stages)} stages, chunk "
@@ -116,7 +139,7 @@ def run(config: RunConfig, plan: Plan, env: DistEnv, verify: bool) -> Report:
         _row("TPOT (ms, decode step)", predicted["tpot_ms"], measured["tpot_ms"], ".3f"),
         _row("1/TPS (ms)", predicted["inv_tps_ms"], measured["inv_tps_ms"], ".6f"),
     ]
-    if not decode_measured:
+    if not decode_s:
         lines.append(
             "TPOT of a gpt model needs a KV cache, which the runtime does not keep yet:"
             " only the PREDICTED TPOT is shown"
@@ -125,7 +148,7 @@ def run(config: RunConfig, plan: Plan, env: DistEnv, verify: bool) -> Report:
         "mode": config.mode,
         "config": config.source,
         "world_size": env.world_size,
-        "device": torch.cuda.get_device_name(device) if cuda else "cpu (mock)",
+        "device": device_name,
         "predicted": predicted,
         "measured": {**measured, "prefill_s": prefill_s, "decode_s": decode_s},
     }
