@@ -15,9 +15,9 @@ import torch
 from layerwise.config import load_config
 from layerwise.plan import make_plan
 from layerwise.runtime.distributed import init, read_env, singleton_groups
+from layerwise.runtime.inputs import decode_tokens, prefill_chunks
 from layerwise.runtime.mock import apply_cpu_mock_patches
-from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, chunk_input
-from layerwise.runtime.runner import DECODE_SEED_OFFSET
+from layerwise.runtime.model import TORCH_DTYPES, PresetLayer
 
 
 def main() -> None:
@@ -34,23 +34,13 @@ def main() -> None:
     device = torch.device("cuda") if cuda else torch.device("cpu")
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     dtype = TORCH_DTYPES[config.run.dtype]
-    groups = singleton_groups()
+    groups = singleton_groups(1, config.run.timeout_s)
     layers = [
         PresetLayer(config.model, i, config.run.seed, dtype, device, groups)
         for i in range(config.model.num_layers)
     ]
-    rows, seq = layout.micro_batch_rows, config.workload.seq_len
-    chunks = [
-        chunk_input(config.model, config.run.seed, c, rows, seq, dtype, device)
-        for c in range(layout.micro_batches)
-    ]
-    decode_rows = config.workload.batch_size // layout.replicas // layout.decode_micro_batches
-    steps = [
-        chunk_input(
-            config.model, config.run.seed, DECODE_SEED_OFFSET + c, decode_rows, 1, dtype, device
-        )
-        for c in range(layout.decode_micro_batches)
-    ]
+    chunks = prefill_chunks(config, layout, 0, device)
+    steps = decode_tokens(config, layout, 0, device)
 
     def timed(inputs) -> list[float]:
         seconds = []
@@ -66,10 +56,7 @@ def main() -> None:
         return seconds[config.run.warmup_iters :]
 
     prefill = statistics.median(timed(chunks))
-    figures = {
-        "tps": rows * (seq if config.model.kind == "gpt" else 1) * len(chunks) / prefill,
-        "prefill_s": prefill,
-    }
+    figures = {"tps": layout.chunk_tokens * len(chunks) / prefill, "prefill_s": prefill}
     if config.model.kind == "dense":
         figures["tpot_ms"] = statistics.median(timed(steps)) * 1e3
     print(json.dumps(figures))

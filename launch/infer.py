@@ -1,6 +1,7 @@
-"""Run a config's layer-wise plan and print measured beside predicted figures: see `--help`.
+"""Run the layout a config's mode names (baseline: megatron-core TP x PP; layerwise: DeepSpeed
+pipeline) and print measured beside predicted figures: see `--help`.
 
-deepspeed --num_gpus N launch/infer.py --config FILE [--results OUT.json] [--verify]
+deepspeed --num_gpus N launch/infer.py --config FILE [--results OUT.json] [--verify] [--verbose]
 torchrun --nproc_per_node N launch/infer.py --config FILE ...
 """
 

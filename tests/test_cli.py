@@ -87,7 +87,7 @@ def test_planning_modules_do_not_import_torch():
     code = (
         "import sys; import layerwise.config, layerwise.specs, layerwise.cost, "
         "layerwise.partition, layerwise.plan, layerwise.report, layerwise.cli, "
-        "layerwise.explain, layerwise.plot; "
+        "layerwise.explain, layerwise.plot, layerwise.grid, layerwise.compare; "
         "from layerwise.plan import make_plan; from layerwise.config import load_config; "
         "make_plan(load_config('configs/seed_gpt_layerwise.json')); "
         "bad = [m for m in ('torch', 'deepspeed', 'megatron', 'matplotlib') if m in sys.modules]; "

@@ -175,6 +175,29 @@ def test_deepspeed_keys_that_contradict_the_plan(seed_data):
     assert "deepspeed.gradient_accumulation_steps = 3 contradicts the plan's" in str(error.value)
 
 
+@pytest.mark.parametrize("mode", ["layerwise", "baseline"])
+def test_every_deepspeed_key_the_plan_decides_is_checked_in_both_modes(seed_data, mode):
+    """The section configures the layer-wise runtime; switching the mode must not hide it."""
+    seed_data["mode"] = mode
+    layout = make_plan(parse_config(seed_data)).layerwise
+    seed_data["deepspeed"] = {
+        "train_micro_batch_size_per_gpu": layout.micro_batch_rows + 1,
+        "gradient_accumulation_steps": layout.micro_batches + 1,
+        "train_batch_size": 3,
+        "bf16": {"enabled": True},
+        "fp16": {"enabled": False},
+    }
+    with pytest.raises(ConfigError) as error:
+        make_plan(parse_config(seed_data))
+    assert len(error.value.problems) == 4, error.value.problems
+    message = str(error.value)
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps"):
+        assert f"deepspeed.{key} = " in message
+    total = layout.micro_batch_rows * layout.micro_batches * layout.replicas
+    assert f"deepspeed.train_batch_size = 3 contradicts the plan's {total}" in message
+    assert "deepspeed.bf16.enabled = True contradicts run.dtype = 'bf16'" in message
+
+
 def test_deepspeed_keys_that_agree_pass(seed_data):
     plan = make_plan(parse_config(seed_data))
     seed_data["deepspeed"] = {"gradient_accumulation_steps": plan.layerwise.micro_batches}

@@ -6,6 +6,7 @@ import textwrap
 import pytest
 
 from layerwise.config import load_config, parse_config
+from layerwise.layouts import layerwise_setting, problem
 from layerwise.partition import stage_costs, uniform_boundaries
 from layerwise.plan import make_plan
 
@@ -150,3 +151,24 @@ def test_replica_options_price_the_same_layout_per_replica_count():
     options = {replicas: (tps, tpot) for replicas, tps, tpot in plan.replica_options}
     assert sorted(options) == [1, 2, 4, 8, 16]
     assert options[1] == (plan.layerwise.tps, plan.layerwise.tpot_s)
+
+
+def test_replica_options_skip_counts_the_configured_micro_batches_cannot_split():
+    data = json.loads((CONFIGS / "mock_gpt_layerwise.json").read_text())
+    data["layerwise"]["micro_batches"] = 8  # 8 sequences, 1 per chunk, for one replica only
+    plan = make_plan(parse_config(data, "mock", CONFIGS))
+    assert plan.layerwise.micro_batches == 8
+    assert [replicas for replicas, _, _ in plan.replica_options] == [1]
+
+
+def test_first_and_last_stage_hold_a_batch_of_activations(round_plan):
+    """Inputs prepared before the clock on the first stage, outputs kept on the last: 4 x 1,000
+    tokens x 1,000 x 2 bytes = 8 MB each, on top of what the middle stages hold."""
+    stages = round_plan.layerwise.stages
+    middle = stages[1].memory_bytes
+    assert stages[2].memory_bytes == middle
+    assert stages[0].memory_bytes == pytest.approx(middle + 8e6)
+    assert stages[3].memory_bytes == pytest.approx(middle + 8e6)
+    config = round_plan.config
+    room = problem(config, layerwise_setting(config, 1), 1000).capacity_bytes
+    assert room[0] == room[3] == pytest.approx(room[1] - 8e6) and room[1] == room[2]

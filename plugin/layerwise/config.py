@@ -232,7 +232,7 @@ def layout_problems(
     for name, width in widths.items():
         if tp > 1 and width % tp:
             problems.append(f"baseline.tensor_parallel = {tp} does not divide {name} = {width}")
-    problems += _micro_batch_problems(
+    problems += micro_batch_problems(
         "baseline", baseline.micro_batches, workload.batch_size, model, workload
     )
     replicas = layerwise.replicas
@@ -258,7 +258,7 @@ def layout_problems(
                 f'use more replicas or "auto"'
             )
         else:
-            problems += _micro_batch_problems(
+            problems += micro_batch_problems(
                 "layerwise",
                 layerwise.micro_batches,
                 workload.batch_size // replicas,
@@ -282,7 +282,7 @@ def auto_replicas(model: ModelSpec, gpus: int, batch_size: int) -> int | None:
     return min(replica_counts(model, gpus, batch_size), default=None)
 
 
-def _micro_batch_problems(
+def micro_batch_problems(
     section: str, micro_batches: int | str, sequences: int, model: ModelSpec, workload: Workload
 ) -> list[str]:
     """A chunk holds whole sequences (gpt, and every baseline chunk) or any tokens (dense)."""

@@ -21,6 +21,7 @@ from layerwise.cost import (
     workspace_bytes,
 )
 from layerwise.errors import CapacityError
+from layerwise.grid import RankGrid, layerwise_grid, megatron_grid
 from layerwise.partition import Link, PartitionProblem, partition, stage_costs, uniform_boundaries
 from layerwise.specs import DTYPE_BYTES
 
@@ -59,6 +60,8 @@ class Layout:
     """A placement with its chunking and predicted figures (prefill figures for all replicas)."""
 
     mode: Mode
+    grid: RankGrid
+    """Which rank runs which replica, stage and tensor shard."""
     tensor_parallel: int
     replicas: int
     chunk_tokens: int
@@ -80,17 +83,25 @@ class Layout:
 
 @dataclass(frozen=True)
 class Setting:
-    """What a layout is priced under: TP degree, ranks of each stage, batch per replica."""
+    """What a layout is priced under: TP degree, rank grid, batch per replica."""
 
     mode: Mode
     tp: int
     replicas: int
-    stage_ranks: tuple[tuple[int, ...], ...]
+    grid: RankGrid
     sequences: int
 
     @property
     def num_stages(self) -> int:
-        return len(self.stage_ranks)
+        return self.grid.dim("pipe")
+
+    @property
+    def stage_ranks(self) -> tuple[tuple[int, ...], ...]:
+        """Replica 0's stages, each the ranks of its TP group."""
+        return tuple(
+            tuple(self.grid.rank(pipe=stage, model=t) for t in range(self.tp))
+            for stage in range(self.num_stages)
+        )
 
 
 def dtype_bytes(config: RunConfig) -> int:
@@ -148,11 +159,13 @@ def layer_costs(config: RunConfig, setting: Setting, chunk: Chunk, weights_in_l2
 def stage_memory(
     config: RunConfig, setting: Setting, chunk_tokens: int
 ) -> tuple[float, float, float]:
-    """(resident bytes per layer, activation buffers per stage, outputs kept on the last stage).
+    """(resident bytes per layer, activation buffers per stage, one replica batch's activations).
 
     Resident: weights and the KV cache of prompt + decode tokens. Buffers: input and output of
-    each in-flight micro-batch plus one layer's workspace. Outputs: DeepSpeed's eval_batch and
-    Megatron's forward-only schedule both return every micro-batch's output on the last stage.
+    each in-flight micro-batch plus one layer's workspace. The batch is held twice: the first
+    stage keeps its inputs, prepared before the clock starts (like a prefetching data loader),
+    and the last stage every micro-batch's output, which DeepSpeed's eval_batch and Megatron's
+    forward-only schedule both return.
     """
     model, b, tp, work = config.model, dtype_bytes(config), setting.tp, config.workload
     resident = layer_weight_bytes(model, tp, b) + kv_bytes_per_token(model, tp, b) * (
@@ -160,17 +173,18 @@ def stage_memory(
     )
     activation = chunk_tokens * model.hidden * b
     buffers = 2 * PIPE_BUFFERS * activation + workspace_bytes(model, chunk_tokens, tp, b)
-    outputs = setting.sequences * work.seq_len * model.hidden * b
-    return resident, buffers, outputs
+    batch = setting.sequences * work.seq_len * model.hidden * b
+    return resident, buffers, batch
 
 
 def problem(config: RunConfig, setting: Setting, chunk_tokens: int) -> PartitionProblem:
     """Prefill cost of one chunk per layer, and each stage's room for resident bytes."""
     layers = config.model.num_layers
     costs = layer_costs(config, setting, prefill_chunk(config, chunk_tokens))
-    resident, buffers, outputs = stage_memory(config, setting, chunk_tokens)
+    resident, buffers, batch = stage_memory(config, setting, chunk_tokens)
     capacity = [config.gpu.usable_bytes - buffers] * setting.num_stages
-    capacity[-1] -= outputs
+    capacity[0] -= batch
+    capacity[-1] -= batch
     activation = float(chunk_tokens * config.model.hidden * dtype_bytes(config))
     return PartitionProblem(
         tuple(c.total_s for c in costs),
@@ -245,7 +259,7 @@ def price(
     model, b, tp = config.model, dtype_bytes(config), setting.tp
     placed = problem(config, setting, chunk_tokens)
     totals = stage_costs(placed, boundaries)
-    resident, buffers, outputs = stage_memory(config, setting, chunk_tokens)
+    resident, buffers, batch = stage_memory(config, setting, chunk_tokens)
     prefill_costs = layer_costs(config, setting, prefill_chunk(config, chunk_tokens))
     decode_micro_batches, decode_times, tpot = decode_step(config, setting, placed, boundaries)
     stages = []
@@ -254,7 +268,7 @@ def price(
         weights = layer_weight_bytes(model, tp, b) * (stop - first)
         in_l2 = 0 < weights <= l2_budget(config)
         compute = sum(c.compute_s for c in prefill_costs[first:stop])
-        last = s == setting.num_stages - 1
+        ends = (s == 0) + (s == setting.num_stages - 1)
         stages.append(
             StagePlan(
                 s,
@@ -262,7 +276,7 @@ def price(
                 first,
                 stop,
                 weights,
-                resident * (stop - first) + buffers + (outputs if last else 0.0),
+                resident * (stop - first) + buffers + ends * batch,
                 in_l2,
                 compute,
                 totals[s] - compute,
@@ -279,6 +293,7 @@ def price(
     )
     return Layout(
         setting.mode,
+        setting.grid,
         tp,
         setting.replicas,
         chunk_tokens,
@@ -307,8 +322,7 @@ def best_of(layouts: list[Layout]) -> Layout:
 def baseline_setting(config: RunConfig) -> Setting:
     """Megatron's rank order: TP groups of consecutive ranks, then pipeline stages."""
     tp, pp = config.baseline.tensor_parallel, config.baseline.pipeline_parallel
-    ranks = tuple(tuple(range(s * tp, (s + 1) * tp)) for s in range(pp))
-    return Setting("baseline", tp, 1, ranks, config.workload.batch_size)
+    return Setting("baseline", tp, 1, megatron_grid(tp, pp), config.workload.batch_size)
 
 
 def plan_baseline(config: RunConfig) -> Layout:
@@ -332,9 +346,8 @@ def plan_baseline(config: RunConfig) -> Layout:
 
 def layerwise_setting(config: RunConfig, replicas: int) -> Setting:
     """Replica d runs its stage s on rank d * stages + s, so a replica fills whole nodes."""
-    stages = config.hardware.gpus // replicas
-    ranks = tuple((s,) for s in range(stages))
-    return Setting("layerwise", 1, replicas, ranks, config.workload.batch_size // replicas)
+    grid = layerwise_grid(replicas, config.hardware.gpus // replicas)
+    return Setting("layerwise", 1, replicas, grid, config.workload.batch_size // replicas)
 
 
 def replicas_of(config: RunConfig) -> int:

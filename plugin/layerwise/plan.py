@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, replace
 
-from layerwise.config import Mode, RunConfig, replica_counts
+from layerwise.config import Mode, RunConfig, micro_batch_problems, replica_counts
 from layerwise.cost import layer_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.explain import explain
@@ -83,7 +83,7 @@ def make_plan(config: RunConfig) -> Plan:
         raise ConfigError(
             [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
         )
-    problems = deepspeed_problems(config, layerwise) if config.mode == "layerwise" else []
+    problems = deepspeed_problems(config, layerwise) if layerwise is not None else []
     if problems:
         raise ConfigError(problems, config.source)
     recommended, reason = _recommend(baseline, layerwise)
@@ -107,6 +107,12 @@ def replica_options(config: RunConfig) -> tuple[tuple[int, float, float], ...]:
         return ()
     options = []
     for replicas in replica_counts(config.model, config.hardware.gpus, config.workload.batch_size):
+        sequences = config.workload.batch_size // replicas
+        micro_batches = config.layerwise.micro_batches
+        if micro_batch_problems(
+            "layerwise", micro_batches, sequences, config.model, config.workload
+        ):
+            continue  # the configured micro-batch count does not split this replica's batch
         try:
             layout = plan_layerwise(config, replicas)
         except CapacityError:
@@ -115,16 +121,36 @@ def replica_options(config: RunConfig) -> tuple[tuple[int, float, float], ...]:
     return tuple(options)
 
 
-def deepspeed_problems(config: RunConfig, layout: Layout) -> list[str]:
-    """DeepSpeed keys that the layer-wise plan decides must agree with it (the `deepspeed`
-    section configures the layer-wise runtime only)."""
-    decided = {
+def deepspeed_keys(layout: Layout) -> dict[str, int]:
+    """The DeepSpeed batch keys the layer-wise plan decides (inference: one eval_batch is one
+    replica's prefill batch, `micro_batches` chunks of `micro_batch_rows` rows each)."""
+    return {
         "train_micro_batch_size_per_gpu": layout.micro_batch_rows,
         "gradient_accumulation_steps": layout.micro_batches,
+        "train_batch_size": layout.micro_batch_rows * layout.micro_batches * layout.replicas,
     }
-    return [
+
+
+PRECISION_SECTIONS = ("fp16", "bf16", "amp")
+
+
+def deepspeed_problems(config: RunConfig, layout: Layout) -> list[str]:
+    """Keys of the `deepspeed` section (which configures the layer-wise runtime) that contradict
+    the plan: batch keys with other values than the plan's, and mixed-precision sections, since
+    the precision is `run.dtype` (DeepSpeed's fp16/bf16 wrap a training optimizer around the
+    model, which costs memory and changes nothing for inference)."""
+    problems = [
         f"deepspeed.{key} = {config.deepspeed[key]!r} contradicts the plan's {value} "
         f"(leave it out: the planner fills it in)"
-        for key, value in decided.items()
+        for key, value in deepspeed_keys(layout).items()
         if key in config.deepspeed and config.deepspeed[key] != value
     ]
+    for section in PRECISION_SECTIONS:
+        value = config.deepspeed.get(section)
+        if isinstance(value, dict) and value.get("enabled") not in (None, False):
+            problems.append(
+                f"deepspeed.{section}.enabled = {value['enabled']!r} contradicts run.dtype = "
+                f"{config.run.dtype!r}: the precision is run.dtype (DeepSpeed's {section} "
+                f"section wraps a training optimizer around the model); leave it out"
+            )
+    return problems

@@ -1,4 +1,5 @@
-"""Pipeline timelines of both layouts as a PNG (matplotlib, imported only when plotting)."""
+"""Plots as PNG bytes (matplotlib, imported only when plotting): both layouts' pipeline
+timelines, and a comparison's predicted against measured figures."""
 
 import io
 
@@ -52,13 +53,26 @@ def _draw(axis, layout: Layout | None, title: str) -> None:
     axis.invert_yaxis()
 
 
-def timeline_png(plan: Plan) -> bytes:
-    """Both layouts' prefill pipelines, one panel each; returns the PNG bytes."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
+    return pyplot
+
+
+def _png(figure) -> bytes:
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    _pyplot().close(figure)
+    return buffer.getvalue()
+
+
+def timeline_png(plan: Plan) -> bytes:
+    """Both layouts' prefill pipelines, one panel each; returns the PNG bytes."""
+    pyplot = _pyplot()
     figure, axes = pyplot.subplots(2, 1, figsize=(11, 7))
     _draw(axes[0], plan.baseline, f"baseline TP{plan.config.baseline.tensor_parallel}")
     _draw(axes[1], plan.layerwise, "layerwise")
@@ -66,8 +80,33 @@ def timeline_png(plan: Plan) -> bytes:
         f"{plan.config.model.name} on {plan.config.hardware.gpus} x "
         f"{plan.config.gpu.name}: one colour per micro-batch"
     )
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    pyplot.close(figure)
-    return buffer.getvalue()
+    return _png(figure)
+
+
+COMPARED = (("tps", "prefill tokens/s"), ("tpot_ms", "TPOT ms"), ("inv_tps_ms", "1/TPS ms"))
+
+
+def predicted_vs_measured_png(runs: list[dict]) -> bytes:
+    """One panel per figure, one point per run (results JSON of launch/infer.py), log-log, with
+    the line measured = predicted."""
+    figure, axes = _pyplot().subplots(1, len(COMPARED), figsize=(12, 4))
+    for axis, (key, title) in zip(axes, COMPARED):
+        points = [
+            (run["predicted"][key], run["measured"][key], run["mode"])
+            for run in runs
+            if run["measured"][key] is not None
+        ]
+        for predicted, measured, mode in points:
+            axis.scatter([predicted], [measured], label=mode, s=40)
+        values = [value for point in points for value in point[:2]]
+        if values:
+            low, high = min(values) / 2, max(values) * 2
+            axis.plot([low, high], [low, high], "k--", linewidth=0.8, label="measured = predicted")
+            axis.set_xscale("log")
+            axis.set_yscale("log")
+            axis.legend(fontsize=8)
+        axis.set_title(title if values else f"{title}: not measured", fontsize=10)
+        axis.set_xlabel("predicted")
+        axis.set_ylabel("measured")
+    figure.suptitle(f"{runs[0]['model']} on {runs[0]['world_size']} ranks ({runs[0]['device']})")
+    return _png(figure)

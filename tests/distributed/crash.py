@@ -1,24 +1,33 @@
-"""launch/infer.py with rank 1 failing while it builds its stage (a test double, not product
-code): the other rank must not hang and the launcher must exit non-zero."""
+"""launch/infer.py with rank 1 failing (a test double, not product code): CRASH_AT=build fails
+while it builds its part, CRASH_AT=prefill in its first prefill, when the other ranks are already
+inside the pipeline schedule waiting for it. None of them may hang."""
 
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugin"))
 
-from layerwise.runtime import launcher, runner  # noqa: E402
-from layerwise.runtime.distributed import read_env  # noqa: E402
+from layerwise.runtime import adapter, launcher  # noqa: E402
 
-real_build = runner.build_engine
-
-
-def build_or_die(*args, **kwargs):
-    if read_env().rank == 1:
-        raise RuntimeError("injected failure on rank 1")
-    return real_build(*args, **kwargs)
+real_build = adapter.build_adapter
 
 
-runner.build_engine = build_or_die
+def fail(*args, **kwargs):
+    raise RuntimeError(f"injected failure on rank 1 at {os.environ['CRASH_AT']}")
+
+
+def build_or_die(config, layout, place, device):
+    if int(os.environ["RANK"]) != 1:
+        return real_build(config, layout, place, device)
+    if os.environ["CRASH_AT"] == "build":
+        fail()
+    built = real_build(config, layout, place, device)
+    built.prefill = fail
+    return built
+
+
+adapter.build_adapter = build_or_die
 
 if __name__ == "__main__":
     sys.exit(launcher.main())

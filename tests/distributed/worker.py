@@ -1,9 +1,10 @@
 """Runs on every rank under torchrun (4 ranks, CPU mock mode); writes what it saw as JSON.
 
 Scenarios, all in one launch so the ranks import torch, DeepSpeed and megatron-core once:
-  pipelines: mock-dense and mock-gpt as 4 stages (1 replica) and 2 stages (2 replicas): every
-    last stage compares its outputs with the whole model run in its own process (same weights);
-    every rank records the layers it built.
+  layouts: each (config, layout) below built through the runtime's own adapter, one prefill batch
+    run; every rank holding outputs compares them with the whole model run in its own process
+    (same weights, same inputs); every rank records the layers it built. Replica 0's outputs go
+    to rank 0, which compares the layouts of one model with each other.
   profile: a model of very uneven layers (written here) placed by partition="profile".
 """
 
@@ -21,15 +22,18 @@ apply_cpu_mock_patches()
 
 import torch  # noqa: E402
 from deepspeed.pipe import LayerSpec  # noqa: E402
+from scenarios import LAYOUTS  # noqa: E402
 
 from layerwise.config import parse_config  # noqa: E402
 from layerwise.plan import make_plan  # noqa: E402
-from layerwise.runtime import runner  # noqa: E402
+from layerwise.runtime.adapter import build_adapter  # noqa: E402
 from layerwise.runtime.distributed import init, read_env, singleton_groups  # noqa: E402
+from layerwise.runtime.inputs import prefill_chunks, token_rows  # noqa: E402
 from layerwise.runtime.pipe import LayerwisePipelineModule  # noqa: E402
-from layerwise.runtime.verify import reference  # noqa: E402
+from layerwise.runtime.verify import chunk_shape, gather_to_rank0, output_rank, reference  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
+CPU = torch.device("cpu")
 
 
 class Repeat(torch.nn.Module):
@@ -52,40 +56,64 @@ class Repeat(torch.nn.Module):
 UNEVEN = [60, 60, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
 
 
-def pipelines(env, groups) -> dict:
-    found = {}
-    for name in ("mock_dense_layerwise", "mock_gpt_layerwise"):
-        for replicas in (1, 2):
-            data = json.loads((ROOT / "configs" / f"{name}.json").read_text())
-            data["layerwise"]["replicas"] = replicas
-            config = parse_config(data, name, ROOT / "configs")
-            layout = make_plan(config).layerwise
-            where = runner.placement(layout, env)
-            engine = runner.build_engine(config, layout, torch.device("cpu"), groups)
-            outputs = runner.run_batch(
-                engine,
-                runner.prefill_inputs(config, layout, where, torch.device("cpu")),
-                layout.micro_batches,
-            )
-            key = f"{name}/stages={len(layout.stages)}"
-            built = sorted(int(n) for n, _ in engine.module.named_children() if n.isdigit())
-            entry = {
-                "built": built,
-                "planned": [
-                    layout.stages[where.stage].first_layer,
-                    layout.stages[where.stage].stop_layer,
-                ],
-            }
-            if where.is_last:
-                first = where.replica * layout.micro_batches
-                chunks = range(first, first + layout.micro_batches)
-                expected = reference(config, layout, chunks, torch.device("cpu"), groups)
-                entry["max_abs_error"] = max(
-                    float((o - e).abs().max()) for o, e in zip(outputs, expected)
+def built_layers(adapter) -> list[int]:
+    module = adapter.engine.module if hasattr(adapter, "engine") else adapter.module
+    return sorted(m.index for m in module.modules() if hasattr(m, "index") and hasattr(m, "body"))
+
+
+def layout_scenario(env, name: str, changes: dict, groups) -> tuple[dict, list | None]:
+    data = json.loads((ROOT / "configs" / f"{name}.json").read_text())
+    for section, values in changes.items():
+        data[section].update(values)
+    config = parse_config(data, name, ROOT / "configs")
+    layout = make_plan(config).layout(config.mode)
+    place = layout.grid.place(env.rank)
+    adapter = build_adapter(config, layout, place, CPU)
+    chunks = prefill_chunks(config, layout, place.replica, CPU) if place.stage == 0 else None
+    outputs = adapter.prefill(chunks)
+    stage = layout.stages[place.stage]
+    entry = {
+        "built": built_layers(adapter),
+        "planned": [stage.first_layer, stage.stop_layer],
+        "place": [place.replica, place.stage, place.tensor],
+        "holds_outputs": outputs is not None,
+    }
+    if outputs is not None:
+        mine = prefill_chunks(config, layout, place.replica, CPU)
+        expected = reference(config, mine, CPU, groups)
+        entry["outputs"] = len(outputs)
+        entry["max_abs_error"] = max(float((o - e).abs().max()) for o, e in zip(outputs, expected))
+        entry["scale"] = max(float(e.abs().max()) for e in expected)
+    # replica 0's whole batch on rank 0, as token rows, for the cross-layout comparison
+    got = gather_to_rank0(
+        outputs,
+        layout.micro_batches,
+        output_rank(layout),
+        env.rank,
+        chunk_shape(config, layout),
+        torch.float32,
+        CPU,
+    )
+    rows = None if got is None else torch.cat([token_rows(t, config.model.kind) for t in got])
+    return entry, rows
+
+
+def layouts(env, groups) -> dict:
+    found, rows = {}, {}
+    for key, (name, changes) in LAYOUTS.items():
+        found[key], batch = layout_scenario(env, name, changes, groups)
+        rows[key] = batch
+    if env.rank == 0:  # outputs of one model's layouts against each other (replica 0's batch)
+        for model in ("mock_dense", "mock_gpt"):
+            keys = [key for key in rows if key.startswith(f"{model}/")]
+            baseline = rows[f"{model}/baseline/tp=2xpp=2"]
+            for key in keys:
+                other = rows[key]
+                common = min(len(baseline), len(other))  # 2 replicas: half the batch each
+                found[key]["vs_baseline_tp2xpp2"] = float(
+                    (other[:common] - baseline[:common]).abs().max()
                 )
-                entry["outputs"] = len(outputs)
-                entry["scale"] = max(float(e.abs().max()) for e in expected)
-            found[key] = entry
+                found[key]["rows_compared"] = common
     return found
 
 
@@ -110,8 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     env = read_env()
     init(env, cuda=False, timeout_s=120)
-    groups = singleton_groups()
-    results = {"pipelines": pipelines(env, groups), "profile": profile(env)}
+    groups = singleton_groups(env.world_size, 120)
+    results = {"layouts": layouts(env, groups), "profile": profile(env)}
     (args.out / f"rank{env.rank}.json").write_text(json.dumps(results))
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

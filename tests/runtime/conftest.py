@@ -15,4 +15,4 @@ def groups(tmp_path_factory):
     if not dist.is_initialized():
         store = tmp_path_factory.mktemp("store") / "file"
         dist.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
-    yield singleton_groups()
+    yield singleton_groups(1, 60.0)

@@ -1,9 +1,11 @@
-"""The presets' layers: megatron-core modules, deterministic weights, faithful SDPA attention."""
+"""The presets' layers: megatron-core modules, deterministic weights, faithful SDPA attention,
+tensor-parallel shards cut from the same full weights."""
 
 import pytest
 import torch
 
-from layerwise.runtime.model import PresetLayer, chunk_input, megatron_config
+from layerwise.runtime.inputs import draw
+from layerwise.runtime.model import PresetLayer, megatron_config, tensor_parallel_dims
 from layerwise.specs import MODEL_PRESETS
 
 CPU = torch.device("cpu")
@@ -11,6 +13,31 @@ CPU = torch.device("cpu")
 
 def build(name, index, groups, seed=1234):
     return PresetLayer(MODEL_PRESETS[name], index, seed, torch.float32, CPU, groups)
+
+
+class ShardOf:
+    """A stand-in tensor-parallel group (size, rank) for building one shard in one process:
+    building a layer runs no collective."""
+
+    def __init__(self, size: int, rank: int):
+        self._size, self._rank = size, rank
+
+    def size(self) -> int:
+        return self._size
+
+    def rank(self) -> int:
+        return self._rank
+
+
+def with_tp(groups, size, rank):
+    return type(groups)(
+        tp=ShardOf(size, rank),
+        pp=groups.pp,
+        cp=groups.cp,
+        dp_cp=groups.dp_cp,
+        embd=None,
+        pos_embd=None,
+    )
 
 
 @pytest.mark.parametrize("name", ["mock-dense", "mock-gpt"])
@@ -24,16 +51,54 @@ def test_weights_depend_on_seed_and_index_only(groups, name):
         assert not torch.equal(a, c) and not torch.equal(a, d)
 
 
-def test_dense_layer_is_one_matmul(groups):
-    layer = build("mock-dense", 0, groups)
-    x = chunk_input(MODEL_PRESETS["mock-dense"], 1234, 0, 5, 1, torch.float32, CPU)
+@pytest.mark.parametrize("index", [0, 1])
+def test_dense_layer_is_one_matmul_column_or_row_parallel(groups, index):
+    layer = build("mock-dense", index, groups)
+    x = draw(0, 1234, 0, (5, 64), torch.float32, CPU)
     weight = dict(layer.named_parameters())["body.linear.weight"]
     assert torch.allclose(layer(x), x @ weight.T, atol=1e-6)
+
+
+def test_split_dims_follow_megatrons_column_and_row_parallel_linears(groups):
+    gpt = build("mock-gpt", 0, groups).body
+    assert tensor_parallel_dims(gpt) == {
+        "layer.self_attention.linear_qkv.weight": 0,
+        "layer.self_attention.linear_qkv.bias": 0,
+        "layer.self_attention.linear_proj.weight": 1,
+        "layer.mlp.linear_fc1.weight": 0,
+        "layer.mlp.linear_fc1.bias": 0,
+        "layer.mlp.linear_fc2.weight": 1,
+    }
+    assert tensor_parallel_dims(build("mock-dense", 0, groups).body) == {
+        "linear.weight": 0,
+        "linear.bias": 0,
+    }
+    assert tensor_parallel_dims(build("mock-dense", 1, groups).body) == {"linear.weight": 1}
+
+
+@pytest.mark.parametrize("name, index", [("mock-gpt", 2), ("mock-dense", 2), ("mock-dense", 3)])
+@pytest.mark.parametrize("size", [2, 4])
+def test_tensor_parallel_shards_are_slices_of_the_full_layer(groups, name, index, size):
+    full = dict(build(name, index, groups).named_parameters())
+    split = tensor_parallel_dims(build(name, index, groups).body)
+    for rank in range(size):
+        shard = PresetLayer(
+            MODEL_PRESETS[name], index, 1234, torch.float32, CPU, with_tp(groups, size, rank)
+        )
+        for key, value in shard.named_parameters():
+            dim = split.get(key.removeprefix("body."))
+            if dim is None:
+                assert torch.equal(value, full[key]), key
+            else:
+                width = full[key].shape[dim] // size
+                assert value.shape[dim] == width
+                assert torch.equal(value, full[key].narrow(dim, rank * width, width)), key
 
 
 def test_sdpa_attention_equals_megatrons_dot_product_attention(groups):
     """Our core attention against the local spec's own DotProductAttention (causal mask)."""
     from megatron.core import parallel_state
+    from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
     from megatron.core.transformer.dot_product_attention import DotProductAttention
     from megatron.core.transformer.enums import AttnMaskType
 
@@ -46,8 +111,6 @@ def test_sdpa_attention_equals_megatrons_dot_product_attention(groups):
     q, k, v = (
         torch.randn(seq, batch, model.heads, model.head_dim, generator=generator) for _ in range(3)
     )
-    from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
-
     # DotProductAttention reads megatron's global state (score buffer, dropout RNG): set it up
     # for this test only.
     parallel_state.initialize_model_parallel(1, 1)
@@ -63,7 +126,7 @@ def test_sdpa_attention_equals_megatrons_dot_product_attention(groups):
 
 def test_gpt_layer_is_causal(groups):
     layer = build("mock-gpt", 0, groups)
-    x = chunk_input(MODEL_PRESETS["mock-gpt"], 1234, 0, 2, 16, torch.float32, CPU)
+    x = draw(0, 1234, 0, (16, 2, 64), torch.float32, CPU)
     changed = x.clone()
     changed[-1] += 1.0
     with torch.no_grad():

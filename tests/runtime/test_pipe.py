@@ -27,3 +27,27 @@ def test_profile_measures_bytes_and_time_layer_by_layer(groups):
     assert found.boundary_bytes == (32 * 8 * 4, 32 * 16 * 4, 32 * 4 * 4)
     assert found.resident_bytes == ((8 * 16 + 16) * 4, (16 * 4 + 4) * 4)
     assert len(found.seconds) == 2 and all(s > 0 for s in found.seconds)
+
+
+def test_deepspeed_internals_the_partition_hook_relies_on():
+    """LayerwisePipelineModule overrides PipelineModule._partition_layers(method) and calls
+    _set_bounds(start, stop): DeepSpeed has no public hook. Pinned here, so an upgrade that
+    changes them fails this test instead of placing layers wrongly."""
+    import inspect
+
+    import deepspeed
+    from deepspeed.pipe import PipelineModule
+
+    assert deepspeed.__version__.startswith("0.19.")
+    assert list(inspect.signature(PipelineModule._partition_layers).parameters) == [
+        "self",
+        "method",
+    ]
+    assert list(inspect.signature(PipelineModule._set_bounds).parameters) == [
+        "self",
+        "start",
+        "stop",
+    ]
+    source = inspect.getsource(PipelineModule.__init__)
+    assert "self._partition_layers(method=partition_method)" in source
+    assert source.index("self._partition_layers(") < source.index("self._build()")

@@ -1,9 +1,10 @@
 """The presets' layers, built from megatron-core modules, with weights drawn per (seed, layer).
 
 Every layout builds the same function: a layer's full (TP=1) weights come from a generator seeded
-by the run seed and the layer's index only, in a fixed parameter order, on the target device.
-Tensors between layers: [tokens, hidden] for dense models, [seq, batch, hidden] for gpt models
-(megatron's sequence-first layout), so only plain tensors cross pipeline stages.
+by the run seed and the layer's index only, in a fixed parameter order, on the target device;
+under tensor parallelism each rank keeps its slice of them (megatron's column- and row-parallel
+split). Tensors between layers: [tokens, hidden] for dense models (any leading dimensions), [seq,
+batch, hidden] for gpt models (megatron's sequence-first layout): only plain tensors cross stages.
 """
 
 import copy
@@ -12,7 +13,7 @@ import math
 import torch
 from megatron.core.models.gpt.gpt_layer_specs import get_gpt_layer_local_spec
 from megatron.core.process_groups_config import ProcessGroupCollection
-from megatron.core.tensor_parallel import ColumnParallelLinear
+from megatron.core.tensor_parallel import ColumnParallelLinear, RowParallelLinear
 from megatron.core.transformer import TransformerConfig
 from megatron.core.transformer.module import MegatronModule
 from megatron.core.transformer.spec_utils import build_module
@@ -36,6 +37,7 @@ def megatron_config(model: ModelSpec, dtype: torch.dtype, on_cpu: bool) -> Trans
         fp16=dtype == torch.float16,
         hidden_dropout=0.0,
         attention_dropout=0.0,
+        pipeline_dtype=dtype,
         use_cpu_initialization=on_cpu,
         perform_initialization=False,
         bias_activation_fusion=False,
@@ -49,7 +51,8 @@ def megatron_config(model: ModelSpec, dtype: torch.dtype, on_cpu: bool) -> Trans
 
 class SdpaAttention(MegatronModule):
     """Causal core attention on torch's scaled_dot_product_attention, in place of the local
-    spec's DotProductAttention, which materialises the s x s scores (27x slower, FACTS.md)."""
+    spec's DotProductAttention, which materialises the s x s scores (27x slower on an H200,
+    docs/sources.md)."""
 
     def __init__(
         self,
@@ -92,19 +95,33 @@ def gpt_layer_spec():
 
 
 class DenseLayer(nn.Module):
-    """y = x @ W^T with one hidden x hidden weight, a megatron ColumnParallelLinear at TP=1."""
+    """y = x @ W^T with one hidden x hidden weight. Layers pair up as Megatron's MLP does: even
+    layers column-parallel (output left sharded), odd layers row-parallel (one all-reduce), so
+    a pair costs one all-reduce under TP and is two plain matmuls at TP=1."""
 
-    def __init__(self, config: TransformerConfig, groups: ProcessGroupCollection):
+    def __init__(self, config: TransformerConfig, groups: ProcessGroupCollection, index: int):
         super().__init__()
-        self.linear = ColumnParallelLinear(
-            config.hidden_size,
-            config.hidden_size,
-            config=config,
-            init_method=None,
-            bias=False,
-            gather_output=False,
-            tp_group=groups.tp,
-        )
+        if index % 2 == 0:
+            self.linear = ColumnParallelLinear(
+                config.hidden_size,
+                config.hidden_size,
+                config=config,
+                init_method=None,
+                bias=False,
+                gather_output=False,
+                tp_group=groups.tp,
+            )
+        else:
+            self.linear = RowParallelLinear(
+                config.hidden_size,
+                config.hidden_size,
+                config=config,
+                init_method=None,
+                bias=False,
+                input_is_parallel=True,
+                skip_bias_add=False,
+                tp_group=groups.tp,
+            )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.linear(hidden)[0]
@@ -155,8 +172,23 @@ def full_weights(
     return weights
 
 
+def tensor_parallel_dims(module: nn.Module) -> dict[str, int]:
+    """Parameter name -> the dimension megatron splits across TP ranks: a column-parallel
+    linear's weight and bias by output rows (0), a row-parallel linear's weight by input
+    columns (1); its bias and every norm are replicated."""
+    dims = {}
+    for prefix, child in module.named_modules():
+        name = f"{prefix}." if prefix else ""
+        if isinstance(child, ColumnParallelLinear):
+            dims[f"{name}weight"] = dims[f"{name}bias"] = 0
+        elif isinstance(child, RowParallelLinear):
+            dims[f"{name}weight"] = 1
+    return dims
+
+
 class PresetLayer(nn.Module):
-    """Layer `index` of a preset model; what a DeepSpeed LayerSpec builds on each stage."""
+    """Layer `index` of a preset model on this rank of its tensor-parallel group (`groups.tp`);
+    what a DeepSpeed LayerSpec or a megatron stage builds."""
 
     def __init__(
         self,
@@ -168,35 +200,31 @@ class PresetLayer(nn.Module):
         groups: ProcessGroupCollection,
     ):
         super().__init__()
+        self.index = index
         config = megatron_config(model, dtype, device.type == "cpu")
         with torch.device(device):
             self.body = (
-                DenseLayer(config, groups)
+                DenseLayer(config, groups, index)
                 if model.kind == "dense"
                 else GptLayer(config, groups, index)
             )
-        shapes = {name: p.shape for name, p in self.body.named_parameters()}
+        tp_size, tp_rank = groups.tp.size(), groups.tp.rank()
+        split = tensor_parallel_dims(self.body)
+        shapes = {}
+        for name, parameter in self.body.named_parameters():
+            shape = list(parameter.shape)
+            if name in split:
+                shape[split[name]] *= tp_size
+            shapes[name] = torch.Size(shape)
         weights = full_weights(model, seed, index, shapes, dtype, device)
         with torch.no_grad():
             for name, parameter in self.body.named_parameters():
-                parameter.copy_(weights[name])
+                full = weights[name]
+                if name in split:
+                    size = parameter.shape[split[name]]
+                    full = full.narrow(split[name], tp_rank * size, size)
+                parameter.copy_(full)
         self.body.requires_grad_(False)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.body(hidden)
-
-
-def chunk_input(
-    model: ModelSpec,
-    seed: int,
-    chunk: int,
-    rows: int,
-    seq_len: int,
-    dtype: torch.dtype,
-    device: torch.device,
-) -> torch.Tensor:
-    """Input of prefill chunk `chunk`: [rows, hidden] (dense) or [seq_len, rows, hidden] (gpt),
-    drawn from (seed, chunk) so every layout and the reference see the same data."""
-    generator = layer_generator(seed + 7919, chunk, device)
-    shape = (rows, model.hidden) if model.kind == "dense" else (seq_len, rows, model.hidden)
-    return torch.randn(shape, generator=generator, device=device).to(dtype)

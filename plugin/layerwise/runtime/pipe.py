@@ -6,6 +6,10 @@ forward on a probe input, average the costs over all ranks (so every rank places
 them, with the measured activation and parameter bytes, to the exact min-bottleneck partitioner.
 DeepSpeed's own 'profile' method raises NotImplementedError; 'uniform' and 'parameters' balance
 layer or parameter counts, not time.
+
+DeepSpeed has no public partition hook (a callable `partition_method` is refused), so this class
+overrides the private `PipelineModule._partition_layers` and calls `_set_bounds`, as DeepSpeed
+0.19 defines them: setup.cfg pins deepspeed < 0.20 and tests/runtime/test_pipe.py the contract.
 """
 
 import math
@@ -17,12 +21,11 @@ import torch
 from deepspeed import comm as dist
 from deepspeed.accelerator import get_accelerator
 from deepspeed.pipe import LayerSpec, PipelineModule
-from deepspeed.runtime.pipe.topology import ProcessTopology
 
 from layerwise.partition import Link, PartitionProblem, partition
 
 METHOD = "layerwise"
-NVLINK = Link(latency_s=10e-6, bytes_per_s=150e9)  # intra-node NCCL p2p, FACTS.md
+NVLINK = Link(latency_s=10e-6, bytes_per_s=150e9)  # intra-node NCCL p2p (docs/sources.md)
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,6 @@ class LayerProfile:
     seconds: tuple[float, ...]
     boundary_bytes: tuple[float, ...]
     resident_bytes: tuple[float, ...]
-
-
-def replica_major_topology(replicas: int, stages: int) -> ProcessTopology:
-    """Rank = replica * stages + stage: each pipeline on consecutive ranks (whole nodes), unlike
-    DeepSpeed's PipeDataParallelTopology, which interleaves replicas."""
-    return ProcessTopology(axes=["data", "pipe"], dims=[replicas, stages])
 
 
 def check_boundaries(

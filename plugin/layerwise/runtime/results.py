@@ -1,0 +1,102 @@
+"""What rank 0 prints and writes after a run: measured beside predicted, for either layout."""
+
+import statistics
+from dataclasses import dataclass
+
+from layerwise.config import RunConfig
+from layerwise.layouts import Layout
+from layerwise.runtime.session import MOCK_DEVICE, Measurement
+
+
+@dataclass(frozen=True)
+class Report:
+    """The table for stdout and the results JSON; `ok` is False when verification failed."""
+
+    table: str
+    results: dict
+    ok: bool
+
+
+def describe(layout: Layout) -> str:
+    """The layout in one line, as a Megatron or DeepSpeed user would name it."""
+    if layout.mode == "baseline":
+        shape = f"TP={layout.tensor_parallel} x PP={len(layout.stages)} (megatron-core)"
+    else:
+        shape = (
+            f"{layout.replicas} replica(s) x {len(layout.stages)} stages, layers "
+            f"{[stage.num_layers for stage in layout.stages]} (DeepSpeed pipeline)"
+        )
+    return (
+        f"{shape}; prefill in {layout.micro_batches} chunk(s) of {layout.chunk_tokens:,} tokens"
+        f", decode in {layout.decode_micro_batches} micro-batch(es)"
+    )
+
+
+def figures(tps: float, tpot_ms: float | None) -> dict:
+    return {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps}
+
+
+def _row(label: str, predicted: float | None, measured: float | None, fmt: str) -> str:
+    def cell(value: float | None) -> str:
+        return "not measured" if value is None else format(value, fmt)
+
+    ratio = f"{measured / predicted:.3f}" if measured is not None and predicted else "-"
+    return f"{label:<26}{cell(predicted):>16}{cell(measured):>16}{ratio:>12}"
+
+
+def report(config: RunConfig, layout: Layout, world_size: int, measurement: Measurement) -> Report:
+    """Median measured figures beside the plan's, as rank 0's table and results JSON."""
+    prefill_s, decode_s = measurement.prefill_s, measurement.decode_s
+    tokens = config.workload.prefill_tokens
+    predicted = figures(layout.tps, layout.tpot_s * 1e3)
+    measured = figures(
+        tokens / statistics.median(prefill_s),
+        statistics.median(decode_s) * 1e3 if decode_s else None,
+    )
+    mock = measurement.device == MOCK_DEVICE
+    lines = [
+        f"{layout.mode} run of {config.source}: {config.model.name} on {world_size} ranks"
+        + (
+            " (CPU mock mode: gloo; predictions from the uncalibrated cpu-mock profile)"
+            if mock
+            else ""
+        ),
+        f"{describe(layout)}; median of {config.run.timed_iters} timed runs after "
+        f"{config.run.warmup_iters} warm-up",
+        f"{'':<26}{'PREDICTED':>16}{'MEASURED':>16}{'meas/pred':>12}",
+        _row("prefill TPS (tokens/s)", predicted["tps"], measured["tps"], ",.0f"),
+        _row("TPOT (ms, decode step)", predicted["tpot_ms"], measured["tpot_ms"], ".3f"),
+        _row("1/TPS (ms)", predicted["inv_tps_ms"], measured["inv_tps_ms"], ".6f"),
+    ]
+    if not decode_s:
+        lines.append(
+            "TPOT of a gpt model needs a KV cache, which the runtime does not keep yet:"
+            " only the PREDICTED TPOT is shown"
+        )
+    results = {
+        "mode": config.mode,
+        "config": config.source,
+        "model": config.model.name,
+        "world_size": world_size,
+        "device": measurement.device,
+        "layout": describe(layout),
+        "predicted": predicted,
+        "measured": {**measured, "prefill_s": list(prefill_s), "decode_s": list(decode_s)},
+    }
+    verdict, ok = measurement.verdict, True
+    if verdict is not None:
+        ok = verdict.ok
+        lines.append(
+            f"verify: {verdict.chunks} chunk(s) vs one process: max abs error "
+            f"{verdict.max_abs_error:.3e}, relative {verdict.relative_error:.3e} "
+            f"(tolerance {verdict.tolerance:.0e}): {'ok' if ok else 'FAILED'}"
+        )
+        results["verify"] = {
+            "chunks": verdict.chunks,
+            "max_abs_error": verdict.max_abs_error,
+            "relative_error": verdict.relative_error,
+            "tolerance": verdict.tolerance,
+            "ok": ok,
+        }
+    results["ok"] = ok
+    return Report("\n".join(lines), results, ok)

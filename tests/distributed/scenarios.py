@@ -1,0 +1,16 @@
+"""The layouts the distributed worker runs, keyed by name (no imports: the test reads it too)."""
+
+LAYOUTS = {  # key: (config, changes)
+    "mock_dense/layerwise/stages=4": ("mock_dense_layerwise", {"layerwise": {"replicas": 1}}),
+    "mock_dense/layerwise/stages=2": ("mock_dense_layerwise", {"layerwise": {"replicas": 2}}),
+    "mock_gpt/layerwise/stages=4": ("mock_gpt_layerwise", {"layerwise": {"replicas": 1}}),
+    "mock_gpt/layerwise/stages=2": ("mock_gpt_layerwise", {"layerwise": {"replicas": 2}}),
+    **{
+        f"{model}/baseline/tp={tp}xpp={pp}": (
+            f"{model}_baseline",
+            {"baseline": {"tensor_parallel": tp, "pipeline_parallel": pp}},
+        )
+        for model in ("mock_dense", "mock_gpt")
+        for tp, pp in ((2, 2), (4, 1), (1, 4))
+    },
+}
