@@ -1,6 +1,7 @@
 """launch/plan.py end to end in a subprocess: tables, JSON, PNG, and clean failures."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -97,3 +98,15 @@ def test_planning_modules_do_not_import_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_get_the_permissions_the_umask_allows(tmp_path, umask):
+    from layerwise.cli import write_atomically
+
+    previous = os.umask(umask)
+    try:
+        write_atomically(tmp_path / "out.json", b"{}")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~umask

@@ -43,21 +43,19 @@ def _dense_chunks(
     """Tokens [c * chunk_tokens, (c + 1) * chunk_tokens) of the replica's flattened batch, drawn
     one sequence at a time (a sequence cut by a chunk boundary is drawn once, kept for the next)."""
     seq_len, hidden, seed = config.workload.seq_len, config.model.hidden, config.run.seed
-    drawn: dict[int, torch.Tensor] = {}
+    drawn_index, drawn = -1, None
     chunks = []
     for chunk in range(count):
         start, stop = chunk * chunk_tokens, (chunk + 1) * chunk_tokens
         parts = []
         for sequence in range(start // seq_len, (stop - 1) // seq_len + 1):
-            if sequence not in drawn:
-                drawn.clear()
-                drawn[sequence] = draw(
+            if sequence != drawn_index:
+                drawn_index = sequence
+                drawn = draw(
                     PROMPT_STREAM, seed, first + sequence, (seq_len, hidden), dtype, device
                 )
             offset = sequence * seq_len
-            parts.append(
-                drawn[sequence][max(start, offset) - offset : min(stop, offset + seq_len) - offset]
-            )
+            parts.append(drawn[max(start, offset) - offset : min(stop, offset + seq_len) - offset])
         chunks.append(torch.cat(parts) if len(parts) > 1 else parts[0].clone())
     return chunks
 

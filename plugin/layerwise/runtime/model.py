@@ -101,26 +101,13 @@ class DenseLayer(nn.Module):
 
     def __init__(self, config: TransformerConfig, groups: ProcessGroupCollection, index: int):
         super().__init__()
+        width = config.hidden_size
+        shared = {"config": config, "init_method": None, "bias": False, "tp_group": groups.tp}
         if index % 2 == 0:
-            self.linear = ColumnParallelLinear(
-                config.hidden_size,
-                config.hidden_size,
-                config=config,
-                init_method=None,
-                bias=False,
-                gather_output=False,
-                tp_group=groups.tp,
-            )
+            self.linear = ColumnParallelLinear(width, width, gather_output=False, **shared)
         else:
             self.linear = RowParallelLinear(
-                config.hidden_size,
-                config.hidden_size,
-                config=config,
-                init_method=None,
-                bias=False,
-                input_is_parallel=True,
-                skip_bias_add=False,
-                tp_group=groups.tp,
+                width, width, input_is_parallel=True, skip_bias_add=False, **shared
             )
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
