@@ -32,13 +32,14 @@ raw = json.load(open(f"{out}/raw.json"))
 summary = {}
 for name in (stem, f"{stem}.baseline"):
     run = json.load(open(f"{out}/{name}.results.json"))
-    summary[run["mode"]] = {
-        "verify_ok": run["verify"]["ok"],
-        "overhead_prefill": 1 - run["measured"]["tps"] / raw["tps"],
-        "overhead_decode": run["measured"]["tpot_ms"] / raw["tpot_ms"] - 1,
-        "prediction_error_tps": run["predicted"]["tps"] / run["measured"]["tps"] - 1,
-        "prediction_error_tpot": run["predicted"]["tpot_ms"] / run["measured"]["tpot_ms"] - 1,
-    }
+    measured, predicted = run["measured"], run["predicted"]
+    figures = {"verify_ok": run["verify"]["ok"]}
+    figures["overhead_prefill"] = 1 - measured["tps"] / raw["tps"]
+    figures["prediction_error_tps"] = predicted["tps"] / measured["tps"] - 1
+    if measured.get("tpot_ms") and raw.get("tpot_ms"):  # gpt decode needs the KV cache
+        figures["overhead_decode"] = measured["tpot_ms"] / raw["tpot_ms"] - 1
+        figures["prediction_error_tpot"] = predicted["tpot_ms"] / measured["tpot_ms"] - 1
+    summary[run["mode"]] = figures
 print(json.dumps(summary, indent=2))
 json.dump(summary, open(f"{out}/summary.json", "w"), indent=2)
 PY

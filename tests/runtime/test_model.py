@@ -132,3 +132,15 @@ def test_gpt_layer_is_causal(groups):
     with torch.no_grad():
         before, after = layer(x), layer(changed)
     assert torch.equal(before[:-1], after[:-1]) and not torch.equal(before[-1], after[-1])
+
+
+@pytest.mark.parametrize("name", ["mock-dense", "mock-gpt"])
+def test_bf16_layer_holds_bf16_parameters_and_tracks_fp32(groups, name):
+    """Every parameter (norms included: megatron builds them in fp32) takes the run's dtype, so
+    a bf16 activation meets bf16 weights, and the layer computes what its fp32 twin does."""
+    low = PresetLayer(MODEL_PRESETS[name], 2, 1234, torch.bfloat16, CPU, groups)
+    assert {p.dtype for p in low.parameters()} == {torch.bfloat16}
+    shape = (6, 2, 64) if name == "mock-gpt" else (5, 64)
+    x = draw(0, 1234, 0, shape, torch.float32, CPU)
+    reference = build(name, 2, groups)(x)
+    assert torch.allclose(low(x.bfloat16()).float(), reference, atol=0.1, rtol=0.05)

@@ -194,7 +194,7 @@ class PresetLayer(nn.Module):
                 DenseLayer(config, groups, index)
                 if model.kind == "dense"
                 else GptLayer(config, groups, index)
-            )
+            ).to(dtype)  # megatron builds norms in fp32; its Float16Module would cast them
         tp_size, tp_rank = groups.tp.size(), groups.tp.rank()
         split = tensor_parallel_dims(self.body)
         shapes = {}
