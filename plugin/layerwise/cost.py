@@ -221,7 +221,7 @@ def layer_cost(
 
 
 def layer_weight_bytes(model: ModelSpec, tp: int, dtype_bytes: int) -> float:
-    return model.layer_params / tp * dtype_bytes
+    return model.block_params / tp * dtype_bytes
 
 
 def kv_bytes_per_token(model: ModelSpec, tp: int, dtype_bytes: int) -> float:
@@ -241,7 +241,7 @@ def layer_flops(model: ModelSpec, seq_len: int) -> float:
     """FLOPs per token of one layer's prefill forward (causal attention counted at half)."""
     if model.kind == "dense":
         return 2.0 * model.hidden**2
-    weights = model.layer_params - 4 * model.hidden
+    weights = model.block_params - 4 * model.hidden
     return 2.0 * weights + 2.0 * seq_len * model.attention_width
 
 

@@ -114,7 +114,7 @@ def render(plan: Plan) -> str:
     lines = [
         f"layerwise plan for {config.source} (mode {config.mode!r}): every figure is PREDICTED",
         f"model {config.model.name}: {config.model.num_layers} layers, "
-        f"{config.model.layer_params / 1e6:,.1f}M parameters each, {config.run.dtype}; "
+        f"{config.model.block_params / 1e6:,.1f}M parameters each, {config.run.dtype}; "
         f"hardware {config.hardware.gpus} x {config.gpu.name} "
         f"({config.gpu.gpus_per_node} per node); batch {work.batch_size} x {work.seq_len:,} = "
         f"{work.prefill_tokens:,} prefill tokens, decode at context {work.seq_len:,}",
