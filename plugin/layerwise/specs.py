@@ -146,6 +146,7 @@ MODEL_PRESETS = {
         query_groups=8,
         vocab_size=128256,
         rope_base=500000.0,
+        rope_llama3_factor=8.0,
     ),
     "llama-3.1-70b": ModelSpec(
         "llama-3.1-70b",
@@ -159,6 +160,7 @@ MODEL_PRESETS = {
         query_groups=8,
         vocab_size=128256,
         rope_base=500000.0,
+        rope_llama3_factor=8.0,
     ),
     "llama-3.1-405b": ModelSpec(
         "llama-3.1-405b",
@@ -172,6 +174,7 @@ MODEL_PRESETS = {
         query_groups=8,
         vocab_size=128256,
         rope_base=500000.0,
+        rope_llama3_factor=8.0,
     ),
     "mistral-7b": ModelSpec(
         "mistral-7b",
