@@ -55,7 +55,7 @@ def test_plan_prints_tables_and_writes_json_and_png(tmp_path):
 
 def test_bad_config_exits_2_with_one_message_and_writes_nothing(tmp_path):
     config = json.loads((CONFIGS / "seed_dense_baseline.json").read_text())
-    config["baseline"]["pipeline_parallel"] = 3
+    config["baseline"]["pipeline_parallel"] = 9  # 16 dense layers under TP: no 9 even stages
     config["run"]["timed_iters"] = -1
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(config))
@@ -63,7 +63,7 @@ def test_bad_config_exits_2_with_one_message_and_writes_nothing(tmp_path):
     done = plan("--config", str(path), "--json", str(out_json))
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
-    assert "3 problems" in done.stderr and "8 x 3 = 24, but hardware.gpus = 16" in done.stderr
+    assert "3 problems" in done.stderr and "8 x 9 = 72, but hardware.gpus = 16" in done.stderr
     assert "run.timed_iters: must be >= 1, got -1" in done.stderr
     assert not out_json.exists() and done.stdout == ""
 

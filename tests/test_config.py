@@ -291,3 +291,79 @@ def test_any_json_value_anywhere_gives_a_config_or_a_config_error(section, key, 
         make_plan(parse_config(data))
     except ConfigError as error:
         assert error.problems
+
+
+def llama_data(model, tp: int, pp: int, gpus: int = 8) -> dict:
+    return {
+        "mode": "baseline",
+        "model": model,
+        "hardware": {"profile": "h200", "gpus": gpus},
+        "workload": {"batch_size": 8, "seq_len": 1024},
+        "baseline": {"tensor_parallel": tp, "pipeline_parallel": pp},
+        "layerwise": {"replicas": 1},
+    }
+
+
+def test_tp_must_divide_query_groups_and_vocabulary():
+    found = problems_of(llama_data("llama-3.1-8b", 16, 1, gpus=16))
+    assert "baseline.tensor_parallel = 16 does not divide model.query_groups = 8" in found
+    found = problems_of(llama_data({"preset": "mock-llama", "vocab_size": 97}, 2, 4))
+    assert "baseline.tensor_parallel = 2 does not divide model.vocab_size = 97" in found
+
+
+def test_query_groups_must_divide_heads():
+    found = problems_of(llama_data({"preset": "mock-llama", "query_groups": 3}, 1, 8))
+    assert any(p.startswith("model.query_groups = 3 must divide model.heads = 8") for p in found)
+
+
+def test_dense_models_refuse_gpt_only_fields(seed_data):
+    seed_data["model"] = {"preset": "seed-dense", "rope": True, "vocab_size": 1000}
+    found = problems_of(seed_data)
+    assert any(p.startswith("model.rope: a dense model has no rope") for p in found)
+    assert any(p.startswith("model.vocab_size: a dense model has no vocab_size") for p in found)
+    assert len(found) == 2
+
+
+def test_uneven_blocks_per_stage_are_allowed(seed_data):
+    """Megatron-core splits 15 blocks on 2 stages with its first/last-stage keys."""
+    seed_data["model"] = {"preset": "seed-gpt", "num_layers": 15}
+    plan = make_plan(parse_config(seed_data))
+    assert sorted(stage.num_layers for stage in plan.baseline.stages) in ([7, 8], [6, 9], [5, 10])
+    assert sum(stage.num_layers for stage in plan.baseline.stages) == 15
+
+
+def test_dense_pairs_that_no_split_can_hold_are_refused(seed_data):
+    """Under TP every stage needs whole column/row pairs: 15 dense layers cannot be split."""
+    seed_data["model"] = {"preset": "seed-dense", "num_layers": 15}
+    found = problems_of(seed_data)
+    message = next(p for p in found if p.startswith("baseline.pipeline_parallel = 2 cannot split"))
+    assert "model.num_layers = 15" in message and "baseline.tensor_parallel = 8" in message
+    assert "num_layers_in_first_pipeline_stage" in message
+
+
+def test_layerwise_stages_may_hold_the_embedding_and_head_alone():
+    """mock-llama places 6 blocks + embedding + head = 8 pipeline layers on up to 8 stages."""
+    data = llama_data("mock-llama", 2, 4, gpus=8) | {"mode": "layerwise"}
+    data["hardware"]["profile"] = "cpu-mock"
+    data["workload"] = {"batch_size": 8, "seq_len": 32, "decode_steps": 4}
+    plan = make_plan(parse_config(data))
+    stages = plan.layerwise.stages
+    assert len(stages) == 8 and stages[0].first_layer == 0 and stages[-1].stop_layer == 6 + 2
+    data = llama_data("mock-llama", 1, 6, gpus=9)
+    data["baseline"] = {"tensor_parallel": 9, "pipeline_parallel": 1}
+    found = problems_of(data)
+    assert any(
+        "9 / 1 = 9 stages is more than the 8 pipeline layers (model.num_layers = 6" in p
+        for p in found
+    )
+
+
+def test_split_check_agrees_with_every_megatron_split():
+    """The config check's closed form against the enumeration of megatron-core's splits."""
+    from layerwise.splits import even_counts, has_split, uneven_counts
+
+    for blocks in range(1, 30):
+        for stages in range(1, 10):
+            for pairs in (False, True):
+                exists = even_counts(blocks, stages, pairs) or uneven_counts(blocks, stages, pairs)
+                assert has_split(blocks, stages, pairs) == bool(exists), (blocks, stages, pairs)

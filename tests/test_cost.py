@@ -8,11 +8,17 @@ import pytest
 from layerwise.cost import (
     Chunk,
     Kernel,
+    allgather_time,
     allreduce_time,
+    boundary_bytes,
     bubble_fraction,
     gemm_tflops,
     kernel_time,
+    kv_bytes_per_token,
     layer_cost,
+    layer_flops,
+    layer_kernels,
+    layer_kv_bytes_per_token,
     p2p_time,
     pipeline_time,
     utilisation,
@@ -118,3 +124,95 @@ def test_decode_attention_reads_the_kv_cache():
     long = layer_cost(gpt, H200, 0, Chunk(128, 128, 10_000, True), 1, 2, 0.0).compute_s
     kv_bytes = 128 * 9_000 * 2 * gpt.attention_width * 2
     assert long - short == pytest.approx(kv_bytes / (H200.hbm_gbs * 1e9), rel=0.01)
+
+
+LLAMA_8B = MODEL_PRESETS["llama-3.1-8b"]
+LLAMA_70B = MODEL_PRESETS["llama-3.1-70b"]
+
+
+def test_llama_block_params_are_the_published_shapes():
+    """Llama 3.1 8B: hidden 4096, 32 heads and 8 K/V heads of 128, SwiGLU to 14336, RMSNorm, no
+    biases: QKV 4096 x (4096 + 2 x 1024), output 4096 x 4096, gate+up 4096 x 2 x 14336, down
+    14336 x 4096, two RMSNorm weights of 4096."""
+    by_hand = 4096 * 6144 + 4096 * 4096 + 4096 * 28672 + 14336 * 4096 + 2 * 4096
+    assert by_hand == 218_112_000
+    assert LLAMA_8B.block_params == 218_112_000
+    assert LLAMA_8B.layer_params(0) == 128256 * 4096  # embedding
+    assert LLAMA_8B.layer_params(33) == 128256 * 4096 + 4096  # final RMSNorm + head
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8])
+def test_gqa_kv_cache_bytes_per_token(tp):
+    """Llama 3.1 70B keeps K and V of 8 heads of 128 per block: 2 x 8 x 128 x 2 bytes at bf16,
+    split over the TP ranks; the embedding and the head keep none."""
+    per_block = 2 * 8 * 128 * 2 / tp
+    assert kv_bytes_per_token(LLAMA_70B, tp, 2) == per_block
+    assert layer_kv_bytes_per_token(LLAMA_70B, 5, tp, 2) == per_block
+    assert layer_kv_bytes_per_token(LLAMA_70B, 0, tp, 2) == 0.0
+    assert layer_kv_bytes_per_token(LLAMA_70B, 81, tp, 2) == 0.0
+    # decode attention reads that cache: 16 sequences at context 4096
+    decode = Chunk(16, 16, 4096, True)
+    attention = next(k for k in layer_kernels(LLAMA_70B, 5, decode, tp, 2) if k.name == "attention")
+    assert attention.cache_bytes == 16 * 4096 * per_block
+    assert attention.flops == 4 * 16 * 4096 * 64 * 128 / tp  # QK^T and PV over 64 query heads
+
+
+@pytest.mark.parametrize("tp", [1, 4])
+def test_swiglu_block_flops_and_weights(tp):
+    """One 8,192-token sequence through a Llama 3.1 8B block, per TP rank: 2 FLOPs per token per
+    weight of QKV (4096 x 6144), output (4096 x 4096), gate+up (4096 x 28672) and down
+    (14336 x 4096), plus causal attention 2 s^2 x 4096."""
+    s = 8192
+    chunk = Chunk(s, 1, s, False)
+    kernels = layer_kernels(LLAMA_8B, 1, chunk, tp, 2)
+    matmul = 4096 * 6144 + 4096 * 4096 + 4096 * 28672 + 14336 * 4096
+    by_hand = (2 * s * matmul + 2 * s * s * 4096) / tp
+    assert sum(k.flops for k in kernels) == pytest.approx(by_hand)
+    weights = sum(k.weight_bytes for k in kernels)
+    assert weights == pytest.approx(2 * matmul / tp)
+    names = [k.name for k in kernels]
+    assert "swiglu" in names and "rope" in names and "gelu" not in names
+    swiglu = kernels[names.index("swiglu")]
+    assert swiglu.activation_bytes == s * (2 * 14336 + 14336) * 2 / tp  # read gate, up; write
+    rope = kernels[names.index("rope")]
+    assert rope.activation_bytes == 2 * s * (4096 + 1024) * 2 / tp  # q and k, read and write
+    assert layer_flops(LLAMA_8B, s, 1) * s == pytest.approx(by_hand * tp)
+
+
+def test_embedding_and_head_costs_and_collectives():
+    """Megatron's VocabParallelEmbedding all-reduces tokens x hidden; the column-parallel head
+    computes hidden -> vocab/tp for each sequence's last position only and all-gathers those
+    sequences x vocab logits."""
+    seq_len, sequences, tp, b = 2048, 2, 8, 2
+    tokens = seq_len * sequences
+    chunk = Chunk(tokens, sequences, seq_len, False)
+    link = H200.intra_node
+    embedding = layer_cost(LLAMA_70B, H200, 0, chunk, tp, b, 0.0)
+    assert embedding.comm_s == pytest.approx(allreduce_time(link, tokens * 8192 * b, tp))
+    head = layer_cost(LLAMA_70B, H200, 81, chunk, tp, b, 0.0)
+    assert head.comm_s == pytest.approx(allgather_time(link, sequences * 128256 * b, tp))
+    head_flops = sum(k.flops for k in layer_kernels(LLAMA_70B, 81, chunk, tp, b))
+    assert head_flops == 2 * sequences * 8192 * 128256 / tp
+    assert sum(k.flops for k in layer_kernels(LLAMA_70B, 0, chunk, tp, b)) == 0
+    assert layer_flops(LLAMA_70B, seq_len, 0) == 0
+    assert layer_flops(LLAMA_70B, seq_len, 81) == 2 * 8192 * 128256 / seq_len
+    assert layer_cost(LLAMA_70B, H200, 81, chunk, 1, b, 0.0).comm_s == 0.0
+
+
+def test_allgather_alpha_beta_and_measured_table():
+    link = LinkSpec(10.0, 100.0, 20.0, 100.0)
+    # 8 GPUs gather 100 MB: 20 us + 7/8 * 1e8 / 1e11 = 20 us + 0.875 ms
+    assert allgather_time(link, 1e8, 8) == pytest.approx(20e-6 + 0.875e-3)
+    assert allgather_time(link, 1e8, 1) == 0.0
+    measured = replace(link, allreduce_busbw_measured_gbs={2**20: 50.0, 2**30: 400.0})
+    assert allgather_time(measured, 2**30, 8) == pytest.approx(7 / 8 * 2**30 / 400e9)
+
+
+def test_boundary_bytes_token_ids_in_last_position_logits_out():
+    tokens, sequences = 100, 4
+    chunk = Chunk(tokens, sequences, 25, False)
+    assert boundary_bytes(LLAMA_8B, 0, chunk, 2) == tokens * 8  # int64 token ids
+    assert boundary_bytes(LLAMA_8B, 1, chunk, 2) == tokens * 4096 * 2
+    assert boundary_bytes(LLAMA_8B, 33, chunk, 2) == tokens * 4096 * 2  # into the head
+    assert boundary_bytes(LLAMA_8B, 34, chunk, 2) == sequences * 128256 * 2  # logits out
+    assert boundary_bytes(DENSE, 0, chunk, 2) == tokens * 16384 * 2

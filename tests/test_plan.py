@@ -95,7 +95,8 @@ def test_layout_invariants(path):
     plan = make_plan(config)
     for layout in (plan.baseline, plan.layerwise):
         stages = layout.stages
-        assert stages[0].first_layer == 0 and stages[-1].stop_layer == config.model.num_layers
+        assert stages[0].first_layer == 0
+        assert stages[-1].stop_layer == config.model.pipeline_layers
         assert all(a.stop_layer == b.first_layer for a, b in zip(stages, stages[1:]))
         assert layout.memory_bytes_per_gpu <= config.gpu.usable_bytes
         tokens_per_replica = config.workload.prefill_tokens // layout.replicas
@@ -172,3 +173,137 @@ def test_first_and_last_stage_hold_a_batch_of_activations(round_plan):
     config = round_plan.config
     room = problem(config, layerwise_setting(config, 1), 1000).capacity_bytes
     assert room[0] == room[3] == pytest.approx(room[1] - 8e6) and room[1] == room[2]
+
+
+def llama_data(model: str, gpus: int, tp: int, pp: int, profile: str = "h200") -> dict:
+    return {
+        "mode": "baseline",
+        "model": model,
+        "hardware": {"profile": profile, "gpus": gpus},
+        "workload": {"batch_size": 8, "seq_len": 1024, "decode_steps": 16},
+        "baseline": {"tensor_parallel": tp, "pipeline_parallel": pp},
+        "layerwise": {"replicas": 1},
+    }
+
+
+def test_partition_problem_sizes_of_embedding_blocks_and_head():
+    """Llama 3.1 8B under TP 2 x PP 4, one 1,024-token sequence per chunk, bf16."""
+    from layerwise.baseline import baseline_setting
+
+    config = parse_config(llama_data("llama-3.1-8b", 8, 2, 4))
+    placed = problem(config, baseline_setting(config), 1024)
+    assert len(placed.layer_costs) == 32 + 2
+    sizes = placed.boundary_bytes
+    assert sizes[0] == 1024 * 8  # int64 token ids into the embedding
+    assert set(sizes[1:-1]) == {1024 * 4096 * 2}  # hidden states between layers
+    assert sizes[-1] == 1 * 128256 * 2  # last-position logits out of the head, one sequence
+    resident = placed.resident_bytes
+    assert resident[0] == 128256 * 4096 / 2 * 2  # vocab-parallel embedding: half the rows
+    assert resident[-1] == (128256 * 4096 + 4096) / 2 * 2  # final norm + column-parallel head
+    cached = 8 * (1024 + 16)  # the batch's prompt and decode tokens
+    kv = 2 * 8 * 128 / 2 * 2  # K and V of 8 heads of 128, half on each TP rank, bf16
+    assert set(resident[1:-1]) == {218_112_000 / 2 * 2 + kv * cached}
+
+
+def test_first_stage_holds_token_ids_and_last_stage_logits():
+    """Stage room = HBM - 2 in-flight x (input + output) - workspace - the batch held. Against
+    a middle stage, stage 0 receives 8-byte token ids instead of hidden states and holds the
+    batch's ids; the last stage sends each sequence's last-position logits, keeps the batch's
+    (8 sequences), and its workspace is the head's (normed input + logits shard, priced for
+    every token: an upper bound) instead of a block's."""
+    from layerwise.baseline import baseline_setting
+
+    config = parse_config(llama_data("llama-3.1-8b", 8, 2, 4))
+    room = problem(config, baseline_setting(config), 1024).capacity_bytes
+    m, h, v, b = 1024, 4096, 128256, 2
+    assert room[1] == room[2]
+    assert room[1] - room[0] == pytest.approx(8 * 1024 * 8 + 2 * (m * 8 - m * h * b))
+    block_work = m * (2 * 2048 + 2 * 512 + 3 * 7168 + h) * b  # QKV, attention out, MLP, hidden
+    head_work = m * (h + v // 2) * b
+    last = 8 * v * b + 2 * (1 * v * b - m * h * b) + head_work - block_work  # last-token logits
+    assert room[1] - room[-1] == pytest.approx(last)
+
+
+def test_uneven_megatron_baseline_for_llama_405b():
+    """126 blocks on TP 1 x PP 8: megatron-core's first/last keys, equal middle stages, and the
+    smallest slowest stage among every split it accepts."""
+    from layerwise.baseline import baseline_setting
+    from layerwise.splits import block_counts, pipeline_boundaries, uneven_counts
+
+    config = parse_config(llama_data("llama-3.1-405b", 8, 1, 8))
+    layout = make_plan(config).baseline
+    bounds = (0, *(stage.stop_layer for stage in layout.stages))
+    assert bounds[0] == 0 and bounds[-1] == 126 + 2
+    counts = block_counts(config.model, bounds)
+    assert sum(counts) == 126 and min(counts) >= 1 and len(set(counts[1:-1])) == 1
+    assert layout.stages[0].num_layers == counts[0] + 1  # + embedding
+    assert layout.stages[-1].num_layers == counts[-1] + 1  # + LM head
+    assert any(
+        f"num_layers_in_first_pipeline_stage = {counts[0]}" in note
+        and f"num_layers_in_last_pipeline_stage = {counts[-1]}" in note
+        for note in layout.notes
+    )
+    placed = problem(config, baseline_setting(config), layout.chunk_tokens)
+    ours = max(stage_costs(placed, bounds))
+    for other in uneven_counts(126, 8, False):
+        assert ours <= max(stage_costs(placed, pipeline_boundaries(config.model, other))) * (
+            1 + 1e-9
+        )
+
+
+def test_even_split_when_stages_divide_the_blocks():
+    config = parse_config(llama_data("llama-3.1-8b", 8, 2, 4))
+    stages = make_plan(config).baseline.stages
+    # 8 blocks a stage; the embedding (layer 0) joins stage 0, the head (layer 33) stage 3
+    assert [(s.first_layer, s.stop_layer) for s in stages] == [(0, 9), (9, 17), (17, 25), (25, 34)]
+    assert not any("uneven" in note for note in make_plan(config).baseline.notes)
+
+
+@pytest.mark.parametrize("mode", ["baseline", "layerwise"])
+def test_mock_llama_plans_on_four_cpu_ranks(mode):
+    data = json.loads((CONFIGS / "mock_gpt_baseline.json").read_text())
+    data["model"], data["mode"] = "mock-llama", mode
+    config = parse_config(data)
+    plan = make_plan(config)
+    for layout in (plan.baseline, plan.layerwise):
+        stages = layout.stages
+        assert stages[0].first_layer == 0  # the embedding
+        assert stages[-1].stop_layer == 6 + 2  # after the head: 6 blocks + embedding + head
+        assert all(a.stop_layer == b.first_layer for a, b in zip(stages, stages[1:]))
+        assert layout.memory_bytes_per_gpu <= config.gpu.usable_bytes
+
+
+@pytest.mark.parametrize(
+    "model,tp,pp,batch",
+    [
+        ({"preset": "llama-3.1-8b", "num_layers": 37}, 1, 5, 8),
+        ({"preset": "llama-3.1-8b", "num_layers": 31}, 1, 2, 8),
+        ({"preset": "seed-dense", "num_layers": 38}, 2, 3, 8),  # whole column/row pairs
+        ({"preset": "llama-3.1-405b", "num_layers": 117}, 1, 6, 8),  # memory binds
+    ],
+)
+def test_uneven_split_search_matches_every_split_megatron_accepts(model, tp, pp, batch):
+    """The bisection over f per middle count against all of splits.uneven_counts: the same
+    slowest stage among those that fit, and the same distance from the even split."""
+    from layerwise.baseline import baseline_boundaries, baseline_setting
+    from layerwise.partition import fits_capacity
+    from layerwise.splits import block_counts, pipeline_boundaries, uneven_counts
+
+    data = llama_data("llama-3.1-8b", tp * pp, tp, pp)
+    data["model"], data["workload"] = model, {"batch_size": batch, "seq_len": 8192}
+    config = parse_config(data)
+    placed = problem(config, baseline_setting(config), 8192)
+    blocks, pairs = config.model.num_layers, config.model.kind == "dense"
+    every = [pipeline_boundaries(config.model, c) for c in uneven_counts(blocks, pp, pairs)]
+    fit = [bounds for bounds in every if fits_capacity(placed, bounds)]
+    assert fit and (len(fit) < len(every) or model["num_layers"] != 117)
+    slowest = min(max(stage_costs(placed, bounds)) for bounds in fit)
+
+    def distance(bounds):
+        return sum(abs(c - blocks / pp) for c in block_counts(config.model, bounds))
+
+    ties = [b for b in fit if max(stage_costs(placed, b)) <= slowest * (1 + 1e-9)]
+    ours = baseline_boundaries(config, placed)
+    assert fits_capacity(placed, ours)
+    assert max(stage_costs(placed, ours)) <= slowest * (1 + 1e-9)
+    assert distance(ours) == pytest.approx(min(distance(b) for b in ties))

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIGURES = (
     ("prefill TPS (tokens/s)", "tps", ",.0f"),
     ("TPOT (ms, decode step)", "tpot_ms", ".3f"),
+    ("decode TPS (tokens/s)", "decode_tps", ",.0f"),
     ("1/TPS (ms)", "inv_tps_ms", ".6f"),
 )
 
@@ -144,6 +145,17 @@ def ratio(top, bottom) -> str:
     return f"{top / bottom:.3f}" if top is not None and bottom else "-"
 
 
+def verdict(check: dict | None) -> str:
+    """A run's --verify result in a few words."""
+    if check is None:
+        return "not verified"
+    greedy = {None: "", True: ", greedy tokens equal", False: ", greedy tokens DIFFER"}
+    return (
+        f"{'ok' if check['ok'] else 'FAILED'} (relative error {check['relative_error']:.1e}"
+        f"{greedy[check.get('greedy_match')]})"
+    )
+
+
 def comparison_table(runs: list[dict]) -> str:
     """Both runs' predicted and measured figures, then B / A predicted and measured."""
     a, b = runs
@@ -159,17 +171,12 @@ def comparison_table(runs: list[dict]) -> str:
     for label, key, fmt in FIGURES:
         row = f"{label:<26}"
         for run in runs:
-            row += f"{cell(run['predicted'][key], fmt):>14}{cell(run['measured'][key], fmt):>14}"
-        row += f"{ratio(b['predicted'][key], a['predicted'][key]):>10}"
-        row += f"{ratio(b['measured'][key], a['measured'][key]):>10}"
+            predicted, measured = run["predicted"].get(key), run["measured"].get(key)
+            row += f"{cell(predicted, fmt):>14}{cell(measured, fmt):>14}"
+        row += f"{ratio(b['predicted'].get(key), a['predicted'].get(key)):>10}"
+        row += f"{ratio(b['measured'].get(key), a['measured'].get(key)):>10}"
         lines.append(row)
-    verdicts = []
-    for name, run in zip("AB", runs):
-        check = run.get("verify")
-        verdicts.append(
-            f"{name} {'not verified' if check is None else 'ok' if check['ok'] else 'FAILED'}"
-            + ("" if check is None else f" (relative error {check['relative_error']:.1e})")
-        )
+    verdicts = [f"{name} {verdict(run.get('verify'))}" for name, run in zip("AB", runs)]
     lines.append(f"{'verify':<26}{'; '.join(verdicts)}")
     return "\n".join(lines)
 

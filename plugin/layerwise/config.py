@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from layerwise.errors import ConfigError
+from layerwise.hf_config import load_model_fields
 from layerwise.schema import build
 from layerwise.specs import (
     MODEL_PRESETS,
@@ -17,6 +18,7 @@ from layerwise.specs import (
     load_hardware,
     with_gpus_per_node,
 )
+from layerwise.splits import has_split
 
 Mode = Literal["baseline", "layerwise"]
 Auto = Literal["auto"]
@@ -100,8 +102,12 @@ SECTIONS = {
 TOP_KEYS = ("mode", "model", "hardware", "workload", "baseline", "layerwise", "run", "deepspeed")
 
 
-def _model(value: Any, problems: list[str]) -> ModelSpec | None:
-    """A preset name, or an object of ModelSpec fields with an optional "preset" to start from."""
+def _model(value: Any, problems: list[str], folder: Path = Path(".")) -> ModelSpec | None:
+    """A preset name, or an object of ModelSpec fields starting from a "preset" or "hf_config".
+
+    hf_config names a Hugging Face config.json (relative to the run config's folder); the
+    object's other keys override what the file gives, e.g. "num_layers" to plan a slice of it.
+    """
     presets = ", ".join(sorted(MODEL_PRESETS))
     if isinstance(value, str):
         if value in MODEL_PRESETS:
@@ -113,13 +119,24 @@ def _model(value: Any, problems: list[str]) -> ModelSpec | None:
         return None
     fields = dict(value)
     preset = fields.pop("preset", None)
+    hf_config = fields.pop("hf_config", None)
     base: dict[str, Any] = {}
+    if preset is not None and "hf_config" in value:
+        problems.append('model: give "preset" or "hf_config", not both')
+        return None
     if preset is not None:
         if not isinstance(preset, str) or preset not in MODEL_PRESETS:
             problems.append(f"model.preset: unknown preset {preset!r} (presets: {presets})")
             return None
         base = dataclasses.asdict(MODEL_PRESETS[preset])
         base["name"] = fields.get("name", f"{preset}-custom" if fields else preset)
+    elif "hf_config" in value:
+        base = load_model_fields(hf_config, folder, problems)
+        if base is None:
+            build(ModelSpec, fields, "model", problems)  # the overrides' problems too, at once
+            return None
+        name = base["name"]
+        base["name"] = fields.get("name", f"{name}-custom" if fields else name)
     return build(ModelSpec, base | fields, "model", problems)
 
 
@@ -151,7 +168,7 @@ def parse_config(data: Any, source: str = "config", folder: Path = Path(".")) ->
     mode = data.get("mode")
     if "mode" in data and mode not in ("baseline", "layerwise"):
         problems.append(f"mode: expected 'baseline' or 'layerwise', got {mode!r}")
-    model = _model(data["model"], problems) if "model" in data else None
+    model = _model(data["model"], problems, folder) if "model" in data else None
     sections = {
         name: build(cls, data.get(name, {}), name, problems)
         for name, cls in SECTIONS.items()
@@ -198,40 +215,16 @@ def layout_problems(
     layerwise: LayerwiseOptions,
 ) -> list[str]:
     """Cross-field checks of both layouts' options against the model, GPUs and batch."""
-    problems = []
+    problems = model_problems(model)
     gpus = hardware.gpus
-    if model.kind == "gpt":
-        for name in ("heads", "head_dim", "ffn_hidden"):
-            if getattr(model, name) < 1:
-                problems.append(f"model.{name}: a gpt model needs >= 1, got {getattr(model, name)}")
     tp, pp = baseline.tensor_parallel, baseline.pipeline_parallel
     if tp * pp != gpus:
         problems.append(
             f"baseline.tensor_parallel x baseline.pipeline_parallel = {tp} x {pp} = {tp * pp}, "
             f"but hardware.gpus = {gpus}"
         )
-    if pp > model.num_layers:
-        problems.append(
-            f"baseline.pipeline_parallel = {pp} stages is more than model.num_layers = "
-            f"{model.num_layers}"
-        )
-    elif model.num_layers % pp:
-        problems.append(
-            f"baseline.pipeline_parallel = {pp} does not divide model.num_layers = "
-            f"{model.num_layers} (Megatron's default layout splits layers evenly)"
-        )
-    elif model.kind == "dense" and tp > 1 and (model.num_layers // pp) % 2:
-        problems.append(
-            f"baseline: dense layers pair up under tensor parallelism (column- then row-parallel, "
-            f"as Megatron's MLP), so model.num_layers / baseline.pipeline_parallel = "
-            f"{model.num_layers} / {pp} must be even"
-        )
-    widths = {"model.hidden": model.hidden}
-    if model.kind == "gpt":
-        widths = {"model.heads": model.heads, "model.ffn_hidden": model.ffn_hidden}
-    for name, width in widths.items():
-        if tp > 1 and width % tp:
-            problems.append(f"baseline.tensor_parallel = {tp} does not divide {name} = {width}")
+    problems += pipeline_split_problems(model, tp, pp)
+    problems += tensor_parallel_problems(model, tp)
     problems += micro_batch_problems(
         "baseline", baseline.micro_batches, workload.batch_size, model, workload
     )
@@ -241,8 +234,8 @@ def layout_problems(
         if replicas is None:
             problems.append(
                 f"layerwise.replicas: no count divides hardware.gpus = {gpus} and "
-                f"workload.batch_size = {workload.batch_size} with at most model.num_layers = "
-                f"{model.num_layers} stages per replica"
+                f"workload.batch_size = {workload.batch_size} with at most "
+                f"{_placed_layers(model)} stages per replica"
             )
             return problems
     if replicas:
@@ -251,10 +244,10 @@ def layout_problems(
                 f"layerwise.replicas = {replicas} must divide hardware.gpus = {gpus} and "
                 f"workload.batch_size = {workload.batch_size}"
             )
-        elif gpus // replicas > model.num_layers:
+        elif gpus // replicas > model.pipeline_layers:
             problems.append(
                 f"layerwise: hardware.gpus / layerwise.replicas = {gpus} / {replicas} = "
-                f"{gpus // replicas} stages is more than model.num_layers = {model.num_layers}; "
+                f"{gpus // replicas} stages is more than {_placed_layers(model)}; "
                 f'use more replicas or "auto"'
             )
         else:
@@ -268,12 +261,101 @@ def layout_problems(
     return problems
 
 
+GPT_ONLY = (
+    "query_groups",
+    "gated_mlp",
+    "norm",
+    "qkv_bias",
+    "rope",
+    "rope_base",
+    "rope_llama3_factor",
+    "vocab_size",
+    "tied_embeddings",
+)
+"""ModelSpec fields a dense model (one hidden x hidden weight per layer) must leave at default."""
+
+
+def model_problems(model: ModelSpec) -> list[str]:
+    """Model fields that contradict each other: gpt-only fields on a dense model, a gpt model
+    without heads or MLP, query groups that do not divide the heads, a tied head without one."""
+    if model.kind == "dense":
+        defaults = {f.name: f.default for f in dataclasses.fields(ModelSpec)}
+        return [
+            f"model.{name}: a dense model has no {name} (a layer is one hidden x hidden "
+            f"weight), got {getattr(model, name)!r}; leave it out or use kind 'gpt'"
+            for name in GPT_ONLY
+            if getattr(model, name) != defaults[name]
+        ]
+    problems = [
+        f"model.{name}: a gpt model needs >= 1, got {getattr(model, name)}"
+        for name in ("heads", "head_dim", "ffn_hidden")
+        if getattr(model, name) < 1
+    ]
+    if model.heads >= 1 and model.heads % model.kv_heads:
+        problems.append(
+            f"model.query_groups = {model.query_groups} must divide model.heads = "
+            f"{model.heads} (each K/V head serves the same number of query heads)"
+        )
+    if model.tied_embeddings and not model.vocab_size:
+        problems.append("model.tied_embeddings = True needs model.vocab_size > 0, got 0")
+    return problems
+
+
+def pipeline_split_problems(model: ModelSpec, tp: int, pp: int) -> list[str]:
+    """Megatron puts >= 1 block on every stage, evenly or by its uneven first/last keys; dense
+    layers under TP pair up (column- then row-parallel), so every stage needs whole pairs."""
+    if pp > model.num_layers:
+        return [
+            f"baseline.pipeline_parallel = {pp} stages is more than model.num_layers = "
+            f"{model.num_layers}"
+        ]
+    if has_split(model.num_layers, pp, model.kind == "dense" and tp > 1):
+        return []
+    return [
+        f"baseline.pipeline_parallel = {pp} cannot split model.num_layers = {model.num_layers}: "
+        f"dense layers pair up under tensor parallelism (baseline.tensor_parallel = {tp}; "
+        f"column- then row-parallel, as Megatron's MLP), so every stage needs an even number "
+        f"of layers, and neither an even split nor megatron-core's "
+        f"num_layers_in_first_pipeline_stage / num_layers_in_last_pipeline_stage (equal middle "
+        f"stages) gives one"
+    ]
+
+
+def tensor_parallel_problems(model: ModelSpec, tp: int) -> list[str]:
+    """Megatron splits heads, K/V query groups, the MLP and the vocabulary across TP ranks."""
+    if tp == 1:
+        return []
+    widths = {"model.hidden": model.hidden}
+    if model.kind == "gpt":
+        widths = {"model.heads": model.heads, "model.ffn_hidden": model.ffn_hidden}
+        if model.query_groups:
+            widths["model.query_groups"] = model.query_groups
+        if model.vocab_size:
+            widths["model.vocab_size"] = model.vocab_size
+    return [
+        f"baseline.tensor_parallel = {tp} does not divide {name} = {width}"
+        for name, width in widths.items()
+        if width % tp
+    ]
+
+
+def _placed_layers(model: ModelSpec) -> str:
+    """What a pipeline places, named by its config fields."""
+    if not model.vocab_size:
+        return f"model.num_layers = {model.num_layers}"
+    return (
+        f"the {model.pipeline_layers} pipeline layers (model.num_layers = {model.num_layers} "
+        f"blocks + embedding + LM head)"
+    )
+
+
 def replica_counts(model: ModelSpec, gpus: int, batch_size: int) -> list[int]:
-    """Replica counts that divide the GPUs and the batch and leave no more stages than layers."""
+    """Replica counts that divide the GPUs and the batch and leave no more stages than
+    pipeline layers."""
     return [
         r
         for r in range(1, gpus + 1)
-        if gpus % r == 0 and batch_size % r == 0 and gpus // r <= model.num_layers
+        if gpus % r == 0 and batch_size % r == 0 and gpus // r <= model.pipeline_layers
     ]
 
 

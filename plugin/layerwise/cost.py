@@ -5,8 +5,11 @@ kernel time  = max(floor, FLOPs / achieved rate(M, width),
                where bw is L2's when the operand is resident in the L2 budget, HBM's otherwise;
 all-reduce   = 2(n-1)/n * bytes / busbw(bytes)  (measured table),
                or latency + 2(n-1)/n * bytes / bw;
+all-gather   = (n-1)/n * bytes / busbw(bytes), or latency + (n-1)/n * bytes / bw;
 p2p          = latency + bytes / bw;
 pipeline     = sum of stage times + (micro-batches - 1) * slowest stage.
+
+Layers are pipeline layers (ModelSpec.role): the token embedding, the blocks, the LM head.
 """
 
 import math
@@ -17,6 +20,7 @@ from typing import Literal
 from layerwise.specs import HardwareSpec, LinkSpec, ModelSpec
 
 KernelKind = Literal["gemm", "attention", "elementwise"]
+TOKEN_ID_BYTES = 8  # int64 token ids enter the embedding
 
 
 @dataclass(frozen=True)
@@ -103,15 +107,28 @@ def kernel_time(
     return max(floor * 1e-6, kernel.flops / (rate * 1e12), memory_s)
 
 
-def allreduce_time(link: LinkSpec, num_bytes: float, group_size: int) -> float:
-    """Ring all-reduce of `num_bytes` over `group_size` GPUs (nccl-tests bus-bandwidth model)."""
-    if group_size <= 1 or num_bytes <= 0:
-        return 0.0
-    traffic = 2 * (group_size - 1) / group_size * num_bytes
+def _busbw_time(link: LinkSpec, traffic: float, num_bytes: float) -> float:
+    """traffic / busbw(num_bytes) from the measured table, else latency + traffic / busbw."""
     if link.allreduce_busbw_measured_gbs:
         busbw = _interpolate_log(link.allreduce_busbw_measured_gbs, num_bytes)
         return traffic / (busbw * 1e9)
     return link.allreduce_latency_us * 1e-6 + traffic / (link.allreduce_busbw_gbs * 1e9)
+
+
+def allreduce_time(link: LinkSpec, num_bytes: float, group_size: int) -> float:
+    """Ring all-reduce of `num_bytes` over `group_size` GPUs (nccl-tests bus-bandwidth model):
+    2(n-1)/n * bytes / busbw."""
+    if group_size <= 1 or num_bytes <= 0:
+        return 0.0
+    return _busbw_time(link, 2 * (group_size - 1) / group_size * num_bytes, num_bytes)
+
+
+def allgather_time(link: LinkSpec, num_bytes: float, group_size: int) -> float:
+    """Ring all-gather whose gathered result is `num_bytes` on every GPU: (n-1)/n * bytes /
+    busbw, with the all-reduce's bus bandwidth (nccl-tests reports both on one scale)."""
+    if group_size <= 1 or num_bytes <= 0:
+        return 0.0
+    return _busbw_time(link, (group_size - 1) / group_size * num_bytes, num_bytes)
 
 
 def p2p_time(link: LinkSpec, num_bytes: float) -> float:
@@ -149,48 +166,109 @@ def dense_kernels(
 
 
 def _attention(model: ModelSpec, chunk: Chunk, tp: int, dtype_bytes: int) -> Kernel:
-    width = model.attention_width // tp
+    """Scores over the `heads` query heads (a = heads x head_dim); K and V are kv_width wide."""
+    a, kv, b = model.attention_width // tp, model.kv_width // tp, dtype_bytes
     if chunk.decode:  # each new token reads its sequence's whole K and V cache
-        flops = 4.0 * chunk.sequences * chunk.context * width
-        cache = 2.0 * chunk.sequences * chunk.context * width * dtype_bytes
-        moved = 4 * chunk.sequences * width * dtype_bytes
+        flops = 4.0 * chunk.sequences * chunk.context * a
+        cache = 2.0 * chunk.sequences * chunk.context * kv * b
+        moved = chunk.sequences * (2 * a + 2 * kv) * b  # read q, write o, append k and v
         return Kernel("attention", "attention", flops, 0.0, float(moved), cache_bytes=cache)
     # causal: half of the s x s score matrix, QK^T and PV; reads Q, K, V, writes O and the KV cache
-    flops = 2.0 * chunk.sequences * chunk.context**2 * width
-    return Kernel(
-        "attention", "attention", flops, 0.0, float(6 * chunk.tokens * width * dtype_bytes)
-    )
+    flops = 2.0 * chunk.sequences * chunk.context**2 * a
+    moved = chunk.tokens * (2 * a + 4 * kv) * b
+    return Kernel("attention", "attention", flops, 0.0, float(moved))
 
 
 def gpt_kernels(model: ModelSpec, chunk: Chunk, tp: int, dtype_bytes: int) -> list[Kernel]:
-    """Pre-norm transformer layer, Megatron's column/row split of attention and MLP."""
-    h, a, f, m, b = (
-        model.hidden,
-        model.attention_width // tp,
-        model.ffn_hidden // tp,
-        chunk.tokens,
-        dtype_bytes,
-    )
-    return [
-        _elementwise("layernorm_1", m, h, 2, b),
-        _gemm("qkv", m, h, 3 * a, b),
+    """Pre-norm transformer block, Megatron's column/row split of attention and MLP: QKV is
+    a + 2 kv wide, a gated MLP's fc1 2 f wide (gate and up), each divided by the TP degree."""
+    h, m, b = model.hidden, chunk.tokens, dtype_bytes
+    a, kv, f = model.attention_width // tp, model.kv_width // tp, model.ffn_hidden // tp
+    up = 2 * f if model.gated_mlp else f
+    kernels = [_elementwise(f"{model.norm}_1", m, h, 2, b), _gemm("qkv", m, h, a + 2 * kv, b)]
+    if model.rope:  # rotate q and k in place: read and write both
+        kernels.append(_elementwise("rope", m, a + kv, 2, b))
+    kernels += [
         _attention(model, chunk, tp, b),
         _gemm("attention_proj", m, a, h, b),
         _elementwise("residual_1", m, h, 3, b),
-        _elementwise("layernorm_2", m, h, 2, b),
-        _gemm("mlp_fc1", m, h, f, b),
-        _elementwise("gelu", m, f, 2, b),
-        _gemm("mlp_fc2", m, f, h, b),
-        _elementwise("residual_2", m, h, 3, b),
+        _elementwise(f"{model.norm}_2", m, h, 2, b),
+        _gemm("mlp_fc1", m, h, up, b),
+    ]
+    if model.gated_mlp:  # silu(gate) * up: read 2 f, write f
+        kernels.append(_elementwise("swiglu", m, f, 3, b))
+    else:
+        kernels.append(_elementwise("gelu", m, f, 2, b))
+    return kernels + [_gemm("mlp_fc2", m, f, h, b), _elementwise("residual_2", m, h, 3, b)]
+
+
+def embedding_kernels(model: ModelSpec, tokens: int, tp: int, dtype_bytes: int) -> list[Kernel]:
+    """A row gather: read tokens x hidden from the table, write tokens x hidden. Under TP each
+    rank holds vocab/tp rows and writes the whole output, zeros outside its rows (megatron's
+    VocabParallelEmbedding), before one all-reduce."""
+    return [_elementwise("embedding", tokens, model.hidden, 2, dtype_bytes)]
+
+
+def head_kernels(model: ModelSpec, tokens: int, tp: int, dtype_bytes: int) -> list[Kernel]:
+    """Final norm, then the vocabulary projection hidden -> vocab/tp (ColumnParallelLinear), of
+    `tokens` = each sequence's last position (megatron's materialize_only_last_token_logits)."""
+    return [
+        _elementwise(f"{model.norm}_final", tokens, model.hidden, 2, dtype_bytes),
+        _gemm("lm_head", tokens, model.hidden, model.vocab_size // tp, dtype_bytes),
     ]
 
 
-def allreduces_per_layer(model: ModelSpec, layer: int, tp: int) -> int:
-    if tp == 1:
-        return 0
+def layer_kernels(
+    model: ModelSpec, layer: int, chunk: Chunk, tp: int, dtype_bytes: int
+) -> list[Kernel]:
+    """The kernels of pipeline layer `layer` for one chunk on one GPU of a `tp`-wide group."""
+    role, block = model.role(layer)
+    if role == "embedding":
+        return embedding_kernels(model, chunk.tokens, tp, dtype_bytes)
+    if role == "head":
+        return head_kernels(model, chunk.sequences, tp, dtype_bytes)
     if model.kind == "dense":
-        return layer % 2
+        return dense_kernels(model, block, chunk.tokens, tp, dtype_bytes)
+    return gpt_kernels(model, chunk, tp, dtype_bytes)
+
+
+def allreduces_per_layer(model: ModelSpec, layer: int, tp: int) -> int:
+    """All-reduces of tokens x hidden under TP: the embedding 1, a gpt block 2 (attention and
+    MLP), an odd dense layer 1, the LM head none (it all-gathers its logits instead)."""
+    role, block = model.role(layer)
+    if tp == 1 or role == "head":
+        return 0
+    if role == "embedding":
+        return 1
+    if model.kind == "dense":
+        return block % 2
     return 2
+
+
+def boundary_bytes(model: ModelSpec, layer: int, chunk: Chunk, dtype_bytes: int) -> float:
+    """Bytes entering pipeline layer `layer` (= pipeline_layers: leaving the last): token ids
+    (tokens x 8) into the embedding, logits of each sequence's last position (sequences x
+    vocab x b) out of the head, else hidden states (tokens x hidden x b)."""
+    tokens = chunk.tokens
+    if model.vocab_size and layer == 0:
+        return float(tokens * TOKEN_ID_BYTES)
+    if model.vocab_size and layer == model.pipeline_layers:
+        return float(chunk.sequences * model.vocab_size * dtype_bytes)
+    return float(tokens * model.hidden * dtype_bytes)
+
+
+def layer_comm_time(
+    model: ModelSpec, hardware: HardwareSpec, layer: int, chunk: Chunk, tp: int, dtype_bytes: int
+) -> float:
+    """TP collectives of one layer: its all-reduces of tokens x hidden x b, and the head's
+    all-gather of sequences x vocab x b logits (last positions) to every rank."""
+    if tp == 1:
+        return 0.0
+    link = hardware.intra_node if tp <= hardware.gpus_per_node else hardware.inter_node
+    if model.role(layer)[0] == "head":
+        return allgather_time(link, chunk.sequences * model.vocab_size * dtype_bytes, tp)
+    message = chunk.tokens * model.hidden * dtype_bytes
+    return allreduces_per_layer(model, layer, tp) * allreduce_time(link, message, tp)
 
 
 def layer_cost(
@@ -203,46 +281,79 @@ def layer_cost(
     l2_budget_bytes: float,
     weights_in_l2: bool = False,
 ) -> LayerCost:
-    """One layer, one chunk, on one GPU of a `tp`-wide group; activations count as L2-resident
-    when the layer's input and output tiles fit the L2 budget together."""
-    if model.kind == "dense":
-        kernels = dense_kernels(model, layer, chunk.tokens, tp, dtype_bytes)
-    else:
-        kernels = gpt_kernels(model, chunk, tp, dtype_bytes)
-    tile_bytes = 2 * chunk.tokens * model.hidden * dtype_bytes
+    """Pipeline layer `layer`, one chunk, on one GPU of a `tp`-wide group; activations count as
+    L2-resident when the layer's input and output tiles fit the L2 budget together."""
+    kernels = layer_kernels(model, layer, chunk, tp, dtype_bytes)
+    tile_bytes = boundary_bytes(model, layer, chunk, dtype_bytes) + boundary_bytes(
+        model, layer + 1, chunk, dtype_bytes
+    )
     activations_in_l2 = tile_bytes <= l2_budget_bytes
     compute = sum(
         kernel_time(hardware, k, chunk.tokens, weights_in_l2, activations_in_l2) for k in kernels
     )
-    link = hardware.intra_node if tp <= hardware.gpus_per_node else hardware.inter_node
-    message = chunk.tokens * model.hidden * dtype_bytes
-    comm = allreduces_per_layer(model, layer, tp) * allreduce_time(link, message, tp)
+    comm = layer_comm_time(model, hardware, layer, chunk, tp, dtype_bytes)
     return LayerCost(compute, comm)
 
 
-def layer_weight_bytes(model: ModelSpec, tp: int, dtype_bytes: int) -> float:
-    return model.block_params / tp * dtype_bytes
+def layer_weight_bytes(model: ModelSpec, layer: int, tp: int, dtype_bytes: int) -> float:
+    """Weights of pipeline layer `layer` on one GPU: layer_params / tp x b (the embedding and
+    head split vocab-wise, blocks by Megatron's column/row split)."""
+    return model.layer_params(layer) / tp * dtype_bytes
 
 
 def kv_bytes_per_token(model: ModelSpec, tp: int, dtype_bytes: int) -> float:
-    """K and V of one token in one layer on one GPU of the TP group (0 for dense layers)."""
-    return 2.0 * model.attention_width / tp * dtype_bytes if model.kind == "gpt" else 0.0
+    """K and V of one token in one block on one GPU of the TP group: 2 x kv_width / tp x b
+    (0 for dense layers; the embedding and head hold no cache)."""
+    return 2.0 * model.kv_width / tp * dtype_bytes if model.kind == "gpt" else 0.0
 
 
-def workspace_bytes(model: ModelSpec, tokens: int, tp: int, dtype_bytes: int) -> float:
-    """Transient tensors inside one layer's forward for a chunk (QKV, attention out, MLP hidden)."""
-    if model.kind == "dense":
+def layer_kv_bytes_per_token(model: ModelSpec, layer: int, tp: int, dtype_bytes: int) -> float:
+    """kv_bytes_per_token for a block, 0 for the embedding and the LM head."""
+    return kv_bytes_per_token(model, tp, dtype_bytes) if model.role(layer)[0] == "block" else 0.0
+
+
+def workspace_bytes(model: ModelSpec, layer: int, tokens: int, tp: int, dtype_bytes: int) -> float:
+    """Transient tensors inside one layer's forward for a chunk: a gpt block's QKV (a + 2 kv),
+    attention output (a), MLP hidden (f, gated 2 f + f) per TP rank and one hidden-wide tensor;
+    the embedding's output before its all-reduce; the head's normed input and logits shard."""
+    role, _ = model.role(layer)
+    if role == "head":
+        return float(tokens * (model.hidden + model.vocab_size // tp) * dtype_bytes)
+    if role == "embedding" or model.kind == "dense":
         return float(tokens * model.hidden * dtype_bytes)
-    widths = 4 * model.attention_width // tp + model.ffn_hidden // tp + model.hidden
-    return float(tokens * widths * dtype_bytes)
+    a, kv, f = model.attention_width // tp, model.kv_width // tp, model.ffn_hidden // tp
+    mlp = 3 * f if model.gated_mlp else f
+    return float(tokens * (2 * a + 2 * kv + mlp + model.hidden) * dtype_bytes)
 
 
-def layer_flops(model: ModelSpec, seq_len: int) -> float:
-    """FLOPs per token of one layer's prefill forward (causal attention counted at half)."""
+def block_matmul_params(model: ModelSpec) -> int:
+    """Weights a gpt block multiplies each token by: h(a + 2 kv) + a h + h up + f h."""
+    h, a, kv, f = model.hidden, model.attention_width, model.kv_width, model.ffn_hidden
+    up = 2 * f if model.gated_mlp else f
+    return h * (a + 2 * kv) + a * h + h * up + f * h
+
+
+def layer_flops(model: ModelSpec, seq_len: int, layer: int) -> float:
+    """FLOPs per token of pipeline layer `layer`'s prefill forward: embedding 0, head
+    2 hidden vocab / s (last positions only), dense 2 h^2, gpt block 2 x matmul weights + 2 s a
+    (causal attention at half)."""
+    role, _ = model.role(layer)
+    if role == "embedding":
+        return 0.0
+    if role == "head":
+        return 2.0 * model.hidden * model.vocab_size / seq_len
     if model.kind == "dense":
         return 2.0 * model.hidden**2
-    weights = model.block_params - 4 * model.hidden
-    return 2.0 * weights + 2.0 * seq_len * model.attention_width
+    return 2.0 * block_matmul_params(model) + 2.0 * seq_len * model.attention_width
+
+
+def model_flops(model: ModelSpec, seq_len: int) -> float:
+    """FLOPs per token of the whole prefill forward: the sum over pipeline layers."""
+    first_block = 1 if model.vocab_size else 0
+    blocks = model.num_layers * layer_flops(model, seq_len, first_block)
+    if not model.vocab_size:
+        return blocks
+    return blocks + layer_flops(model, seq_len, model.pipeline_layers - 1)
 
 
 def pipeline_time(stage_times: list[float], micro_batches: int) -> float:

@@ -1,38 +1,56 @@
 """Why a layout looks the way it does, in sentences with numbers (shown under each stage table)."""
 
+from layerwise.baseline import baseline_setting
 from layerwise.config import RunConfig
 from layerwise.cost import allreduces_per_layer
-from layerwise.layouts import (
-    Layout,
-    baseline_setting,
-    l2_budget,
-    layerwise_setting,
-    problem,
-)
+from layerwise.layers import dtype_bytes, l2_budget, problem
+from layerwise.layouts import Layout, layerwise_setting
 from layerwise.partition import stage_costs, uniform_boundaries
+from layerwise.splits import FIRST_KEY, LAST_KEY, block_counts, megatron_keys
 
 MIB = 2**20
 
 
+def _spread(counts) -> str:
+    low, high = min(counts), max(counts)
+    return f"{low}-{high}" if low != high else str(low)
+
+
+def _ends(config: RunConfig) -> str:
+    model = config.model
+    if not model.vocab_size:
+        return ""
+    return (
+        f"; pipeline layer 0 is the token embedding (on stage 0), layer "
+        f"{model.pipeline_layers - 1} the LM head (on the last stage)"
+    )
+
+
 def _placement(config: RunConfig, layout: Layout) -> str:
     stages = len(layout.stages)
-    counts = sorted({stage.num_layers for stage in layout.stages})
-    spread = (
-        "-".join(str(c) for c in (counts[0], counts[-1])) if len(counts) > 1 else str(counts[0])
-    )
     if layout.mode == "baseline":
+        counts = block_counts(config.model, (0, *(s.stop_layer for s in layout.stages)))
+        keys = megatron_keys(counts)
+        middle = f", {counts[1]} blocks on each middle stage" if stages > 2 else ""
+        split = (
+            f"uneven: {FIRST_KEY} = {keys[FIRST_KEY]}, {LAST_KEY} = {keys[LAST_KEY]}"
+            f"{middle} (megatron-core TransformerConfig keys)"
+            if keys
+            else "an even split, Megatron's default layout"
+        )
         return (
             f"{config.hardware.gpus} GPUs = TP {layout.tensor_parallel} (consecutive ranks) x "
-            f"PP {stages} stages of {spread} layers: Megatron's default layout"
+            f"PP {stages} stages of {_spread(counts)} blocks: {split}{_ends(config)}"
         )
+    spread = _spread([stage.num_layers for stage in layout.stages])
     return (
         f"{config.hardware.gpus} GPUs = {layout.replicas} replica(s) x {stages} stages of "
-        f"{spread} whole layers; replica d runs stage s on rank d*{stages}+s"
+        f"{spread} whole layers; replica d runs stage s on rank d*{stages}+s{_ends(config)}"
     )
 
 
 def _chunking(config: RunConfig, layout: Layout) -> str:
-    tile = 2 * layout.chunk_tokens * config.model.hidden * (2 if config.run.dtype != "fp32" else 4)
+    tile = 2 * layout.chunk_tokens * config.model.hidden * dtype_bytes(config)
     fits = "fit" if layout.chunk_fits_l2 else "exceed"
     return (
         f"chunk {layout.chunk_tokens:,} tokens, {layout.micro_batches:,} micro-batches per "
@@ -75,7 +93,7 @@ def _versus_uniform(config: RunConfig, layout: Layout) -> str:
     setting = layerwise_setting(config, layout.replicas)
     placed = problem(config, setting, layout.chunk_tokens)
     uniform = max(
-        stage_costs(placed, uniform_boundaries(config.model.num_layers, setting.num_stages))
+        stage_costs(placed, uniform_boundaries(config.model.pipeline_layers, setting.num_stages))
     )
     ours = max(stage.prefill_s for stage in layout.stages)
     return (
@@ -99,12 +117,13 @@ def _empty_stages(layout: Layout) -> list[str]:
 def _tensor_parallel(config: RunConfig, layout: Layout) -> str:
     reduces = sum(
         allreduces_per_layer(config.model, layer, layout.tensor_parallel)
-        for layer in range(config.model.num_layers)
+        for layer in range(config.model.pipeline_layers)
     )
     setting = baseline_setting(config)
+    gather = " and one all-gather of the logits (LM head)" if config.model.vocab_size else ""
     return (
-        f"{reduces} all-reduces per chunk across the model "
-        f"({reduces // max(1, setting.num_stages)} per stage), "
+        f"{reduces} all-reduces{gather} per chunk across the model "
+        f"(about {reduces // max(1, setting.num_stages)} per stage), "
         f"{layout.comm_fraction:.0%} of stage time is communication"
     )
 

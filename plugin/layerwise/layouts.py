@@ -3,35 +3,42 @@
 Both are priced by the same cost model on the same chunks. Each picks its micro-batching, and
 the layer-wise layout also its layer ranges, to maximise predicted prefill tokens/s; near-ties
 (1%) go to a chunk whose activation tiles fit the L2 budget, then to the lower TPOT, then to the
-smaller chunk (less memory).
+smaller chunk (less memory). Layer indices are pipeline-layer indices (ModelSpec.role).
 """
 
-import math
 from dataclasses import dataclass
 
 from layerwise.config import Mode, RunConfig, auto_replicas
-from layerwise.cost import (
-    Chunk,
-    bubble_fraction,
-    kv_bytes_per_token,
-    layer_cost,
-    layer_weight_bytes,
-    pipeline_time,
-    utilisation,
-    workspace_bytes,
-)
+from layerwise.cost import bubble_fraction, pipeline_time, utilisation
 from layerwise.errors import CapacityError
-from layerwise.grid import RankGrid, layerwise_grid, megatron_grid
-from layerwise.partition import Link, PartitionProblem, partition, stage_costs, uniform_boundaries
-from layerwise.specs import DTYPE_BYTES
+from layerwise.grid import RankGrid, layerwise_grid
+from layerwise.layers import (
+    Setting,
+    batch_bytes,
+    boundary_sizes,
+    chunk_candidates,
+    chunk_unit,
+    decode_chunk,
+    divisor_ladder,
+    dtype_bytes,
+    l2_budget,
+    layer_costs,
+    prefill_chunk,
+    prefix,
+    problem,
+    resident_sizes,
+    stage_buffers,
+    weight_sizes,
+)
+from layerwise.partition import PartitionProblem, partition, stage_costs
 
 TIE_TOLERANCE = 0.01
-PIPE_BUFFERS = 2  # micro-batches in flight per stage in an inference schedule (DeepSpeed's)
 
 
 @dataclass(frozen=True)
 class StagePlan:
-    """One pipeline stage of replica 0, per GPU (the GPUs of a TP group are alike)."""
+    """One pipeline stage of replica 0, per GPU (the GPUs of a TP group are alike); it holds
+    pipeline layers [first_layer, stop_layer)."""
 
     index: int
     ranks: tuple[int, ...]
@@ -81,172 +88,50 @@ class Layout:
     notes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Setting:
-    """What a layout is priced under: TP degree, rank grid, batch per replica."""
-
-    mode: Mode
-    tp: int
-    replicas: int
-    grid: RankGrid
-    sequences: int
-
-    @property
-    def num_stages(self) -> int:
-        return self.grid.dim("pipe")
-
-    @property
-    def stage_ranks(self) -> tuple[tuple[int, ...], ...]:
-        """Replica 0's stages, each the ranks of its TP group."""
-        return tuple(
-            tuple(self.grid.rank(pipe=stage, model=t) for t in range(self.tp))
-            for stage in range(self.num_stages)
-        )
-
-
-def dtype_bytes(config: RunConfig) -> int:
-    return DTYPE_BYTES[config.run.dtype]
-
-
-def l2_budget(config: RunConfig) -> float:
-    return config.layerwise.l2_budget_fraction * config.gpu.l2_bytes
-
-
-def chunk_unit(config: RunConfig, setting: Setting) -> int:
-    """Tokens a chunk is made of: any token (dense layer-wise) or whole sequences."""
-    independent = config.model.tokens_independent and setting.mode == "layerwise"
-    return 1 if independent else config.workload.seq_len
-
-
-def links(config: RunConfig, setting: Setting) -> tuple[Link, ...]:
-    """Stage s to s+1 crosses nodes when their first ranks sit on different nodes."""
-    per_node, gpu = config.gpu.gpus_per_node, config.gpu
-    found = []
-    for here, there in zip(setting.stage_ranks, setting.stage_ranks[1:]):
-        spec = gpu.intra_node if here[0] // per_node == there[0] // per_node else gpu.inter_node
-        found.append(Link(spec.p2p_latency_us * 1e-6, spec.p2p_gbs * 1e9))
-    return tuple(found)
-
-
-def prefill_chunk(config: RunConfig, chunk_tokens: int) -> Chunk:
-    seq_len = config.workload.seq_len
-    return Chunk(chunk_tokens, max(1, chunk_tokens // seq_len), seq_len, False)
-
-
-def decode_chunk(config: RunConfig, sequences: int) -> Chunk:
-    """One decode step of `sequences` sequences, attending over the prompt's KV cache."""
-    return Chunk(sequences, sequences, config.workload.seq_len, True)
-
-
-def layer_costs(config: RunConfig, setting: Setting, chunk: Chunk, weights_in_l2=False) -> list:
-    """Per layer; layers differ only by the dense TP pairing, so at most two are priced."""
-    priced = [
-        layer_cost(
-            config.model,
-            config.gpu,
-            layer,
-            chunk,
-            setting.tp,
-            dtype_bytes(config),
-            l2_budget(config),
-            weights_in_l2,
-        )
-        for layer in range(min(2, config.model.num_layers))
-    ]
-    return [priced[layer % len(priced)] for layer in range(config.model.num_layers)]
-
-
-def stage_memory(
-    config: RunConfig, setting: Setting, chunk_tokens: int
-) -> tuple[float, float, float]:
-    """(resident bytes per layer, activation buffers per stage, one replica batch's activations).
-
-    Resident: weights and the KV cache of prompt + decode tokens. Buffers: input and output of
-    each in-flight micro-batch plus one layer's workspace. The batch is held twice: the first
-    stage keeps its inputs, prepared before the clock starts (like a prefetching data loader),
-    and the last stage every micro-batch's output, which DeepSpeed's eval_batch and Megatron's
-    forward-only schedule both return.
-    """
-    model, b, tp, work = config.model, dtype_bytes(config), setting.tp, config.workload
-    resident = layer_weight_bytes(model, tp, b) + kv_bytes_per_token(model, tp, b) * (
-        setting.sequences * (work.seq_len + work.decode_steps)
-    )
-    activation = chunk_tokens * model.hidden * b
-    buffers = 2 * PIPE_BUFFERS * activation + workspace_bytes(model, chunk_tokens, tp, b)
-    batch = setting.sequences * work.seq_len * model.hidden * b
-    return resident, buffers, batch
-
-
-def problem(config: RunConfig, setting: Setting, chunk_tokens: int) -> PartitionProblem:
-    """Prefill cost of one chunk per layer, and each stage's room for resident bytes."""
-    layers = config.model.num_layers
-    costs = layer_costs(config, setting, prefill_chunk(config, chunk_tokens))
-    resident, buffers, batch = stage_memory(config, setting, chunk_tokens)
-    capacity = [config.gpu.usable_bytes - buffers] * setting.num_stages
-    capacity[0] -= batch
-    capacity[-1] -= batch
-    activation = float(chunk_tokens * config.model.hidden * dtype_bytes(config))
-    return PartitionProblem(
-        tuple(c.total_s for c in costs),
-        (activation,) * (layers + 1),
-        (resident,) * layers,
-        links(config, setting),
-        tuple(capacity),
-    )
-
-
-def divisor_ladder(count: int) -> list[int]:
-    """For each power of two up to `count`, the largest divisor of `count` not above it."""
-    small = [d for d in range(1, math.isqrt(count) + 1) if count % d == 0]
-    divisors = sorted(set(small + [count // d for d in small]))
-    return sorted({max(d for d in divisors if d <= 2**k) for k in range(count.bit_length() + 1)})
-
-
-def chunk_candidates(config: RunConfig, setting: Setting, micro_batches: int | str) -> list[int]:
-    """Chunk sizes in tokens that split the batch's units (tokens or sequences) evenly."""
-    unit = chunk_unit(config, setting)
-    units = setting.sequences * config.workload.seq_len // unit
-    if micro_batches != "auto":
-        return [units // micro_batches * unit]
-    return [d * unit for d in divisor_ladder(units)]
+def _fits_l2(config: RunConfig, weights: float) -> bool:
+    return 0 < weights <= l2_budget(config)
 
 
 def decode_stage_times(
     config: RunConfig,
     setting: Setting,
-    placed: PartitionProblem,
     boundaries: tuple[int, ...],
     sequences: int,
+    placed: PartitionProblem,
+    in_l2: list[bool],
 ) -> list[float]:
-    """One decode micro-batch of `sequences` through each stage, hops in and out included."""
-    model, tp = config.model, setting.tp
+    """One decode micro-batch of `sequences` through each stage (weights read from L2 where
+    `in_l2`), hops over the prefill problem's links included: token ids into stage 0, logits
+    out of the head."""
     step = decode_chunk(config, sequences)
-    costs = {fits: layer_costs(config, setting, step, fits) for fits in (False, True)}
-    hop_bytes = sequences * model.hidden * dtype_bytes(config)
+    sums = {
+        fits: prefix(tuple(c.total_s for c in layer_costs(config, setting, step, fits)))
+        for fits in set(in_l2)
+    }
+    sizes, hops, last = boundary_sizes(config, step), placed.links, setting.num_stages - 1
     times = []
-    for s in range(setting.num_stages):
+    for s, fits in enumerate(in_l2):
         first, stop = boundaries[s], boundaries[s + 1]
-        weights = layer_weight_bytes(model, tp, dtype_bytes(config)) * (stop - first)
-        fits = 0 < weights <= l2_budget(config)
-        hops = placed.links[max(0, s - 1) : s + 1]
-        times.append(
-            sum(c.total_s for c in costs[fits][first:stop])
-            + sum(hop.time(hop_bytes) for hop in hops)
-        )
+        hop_in = hops[s - 1].time(sizes[first]) if s > 0 else 0.0
+        hop_out = hops[s].time(sizes[stop]) if s < last else 0.0
+        times.append(hop_in + sums[fits][stop] - sums[fits][first] + hop_out)
     return times
 
 
 def decode_step(
-    config: RunConfig, setting: Setting, placed: PartitionProblem, boundaries: tuple[int, ...]
+    config: RunConfig,
+    setting: Setting,
+    boundaries: tuple[int, ...],
+    placed: PartitionProblem,
+    in_l2: list[bool],
 ) -> tuple[int, list[float], float]:
     """The fastest decode step of all the replica's sequences: (micro-batches, stage times of
     one micro-batch, step time). Splitting pays when attention over the KV cache, not the
     weights, dominates a stage: micro-batches then overlap across stages."""
     options = []
     for micro_batches in divisor_ladder(setting.sequences):
-        times = decode_stage_times(
-            config, setting, placed, boundaries, setting.sequences // micro_batches
-        )
+        sequences = setting.sequences // micro_batches
+        times = decode_stage_times(config, setting, boundaries, sequences, placed, in_l2)
         options.append((pipeline_time(times, micro_batches), micro_batches, times))
     step, micro_batches, times = min(options, key=lambda option: option[:2])
     return micro_batches, times, step
@@ -259,25 +144,44 @@ def price(
     model, b, tp = config.model, dtype_bytes(config), setting.tp
     placed = problem(config, setting, chunk_tokens)
     totals = stage_costs(placed, boundaries)
-    resident, buffers, batch = stage_memory(config, setting, chunk_tokens)
-    prefill_costs = layer_costs(config, setting, prefill_chunk(config, chunk_tokens))
-    decode_micro_batches, decode_times, tpot = decode_step(config, setting, placed, boundaries)
+    weights, resident = (
+        prefix(weight_sizes(config, setting)),
+        prefix(resident_sizes(config, setting)),
+    )
+    batch_in, batch_out = batch_bytes(config, setting)
+    compute_sums = prefix(
+        tuple(
+            c.compute_s for c in layer_costs(config, setting, prefill_chunk(config, chunk_tokens))
+        )
+    )
+    in_l2 = [
+        _fits_l2(config, weights[stop] - weights[first])
+        for first, stop in zip(boundaries, boundaries[1:])
+    ]
+    decode_micro_batches, decode_times, tpot = decode_step(
+        config, setting, boundaries, placed, in_l2
+    )
+    last = setting.num_stages - 1
     stages = []
     for s, ranks in enumerate(setting.stage_ranks):
         first, stop = boundaries[s], boundaries[s + 1]
-        weights = layer_weight_bytes(model, tp, b) * (stop - first)
-        in_l2 = 0 < weights <= l2_budget(config)
-        compute = sum(c.compute_s for c in prefill_costs[first:stop])
-        ends = (s == 0) + (s == setting.num_stages - 1)
+        memory = (
+            resident[stop]
+            - resident[first]
+            + stage_buffers(config, setting, chunk_tokens, placed.boundary_bytes, first, stop)
+            + batch_in * (s == 0)
+            + batch_out * (s == last)
+        )
+        compute = compute_sums[stop] - compute_sums[first]
         stages.append(
             StagePlan(
                 s,
                 ranks,
                 first,
                 stop,
-                weights,
-                resident * (stop - first) + buffers + ends * batch,
-                in_l2,
+                weights[stop] - weights[first],
+                memory,
+                in_l2[s],
                 compute,
                 totals[s] - compute,
                 decode_times[s],
@@ -286,11 +190,7 @@ def price(
     micro_batches = setting.sequences * config.workload.seq_len // chunk_tokens
     times = [stage.prefill_s for stage in stages]
     prefill = pipeline_time(times, micro_batches)
-    rows = (
-        chunk_tokens // chunk_unit(config, setting)
-        if chunk_unit(config, setting) > 1
-        else chunk_tokens
-    )
+    unit = chunk_unit(config, setting)
     return Layout(
         setting.mode,
         setting.grid,
@@ -298,7 +198,7 @@ def price(
         setting.replicas,
         chunk_tokens,
         micro_batches,
-        rows,
+        chunk_tokens // unit if unit > 1 else chunk_tokens,
         2 * chunk_tokens * model.hidden * b <= l2_budget(config),
         tuple(stages),
         prefill,
@@ -319,29 +219,13 @@ def best_of(layouts: list[Layout]) -> Layout:
     return min(close, key=lambda lay: (not lay.chunk_fits_l2, lay.tpot_s, lay.chunk_tokens))
 
 
-def baseline_setting(config: RunConfig) -> Setting:
-    """Megatron's rank order: TP groups of consecutive ranks, then pipeline stages."""
-    tp, pp = config.baseline.tensor_parallel, config.baseline.pipeline_parallel
-    return Setting("baseline", tp, 1, megatron_grid(tp, pp), config.workload.batch_size)
-
-
-def plan_baseline(config: RunConfig) -> Layout:
-    """Equal layer counts per stage (Megatron's default); raises CapacityError if none fits."""
-    setting = baseline_setting(config)
-    boundaries = uniform_boundaries(config.model.num_layers, setting.num_stages)
-    layouts = [
-        price(config, setting, chunk, boundaries)
-        for chunk in chunk_candidates(config, setting, config.baseline.micro_batches)
-    ]
-    fitting = [lay for lay in layouts if lay.memory_bytes_per_gpu <= config.gpu.usable_bytes]
-    if not fitting:
+def fitting(config: RunConfig, layouts: list[Layout], what: str) -> list[Layout]:
+    """The layouts within HBM; CapacityError with the smallest need when none is."""
+    found = [lay for lay in layouts if lay.memory_bytes_per_gpu <= config.gpu.usable_bytes]
+    if not found:
         smallest = min(lay.memory_bytes_per_gpu for lay in layouts)
-        raise CapacityError(
-            f"TP={setting.tp} x PP={setting.num_stages} of {config.model.num_layers} layers",
-            smallest,
-            config.gpu.usable_bytes,
-        )
-    return best_of(fitting)
+        raise CapacityError(what, smallest, config.gpu.usable_bytes)
+    return found
 
 
 def layerwise_setting(config: RunConfig, replicas: int) -> Setting:
@@ -373,10 +257,10 @@ def plan_layerwise(config: RunConfig, replicas: int | None = None) -> Layout:
     if not placed:
         raise error
     fastest = min(seconds for seconds, _, _ in placed)
-    return best_of(
-        [
-            price(config, setting, chunk, found.boundaries)
-            for seconds, chunk, found in placed
-            if seconds <= fastest / (1 - TIE_TOLERANCE)
-        ]
-    )
+    priced = [
+        price(config, setting, chunk, found.boundaries)
+        for seconds, chunk, found in placed
+        if seconds <= fastest / (1 - TIE_TOLERANCE)
+    ]
+    what = f"{setting.num_stages} layer-wise stages of {config.model.pipeline_layers} layers"
+    return best_of(fitting(config, priced, what))

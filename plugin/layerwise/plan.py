@@ -2,11 +2,12 @@
 
 from dataclasses import dataclass, replace
 
+from layerwise.baseline import plan_baseline
 from layerwise.config import Mode, RunConfig, micro_batch_problems, replica_counts
-from layerwise.cost import layer_flops
+from layerwise.cost import model_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.explain import explain
-from layerwise.layouts import Layout, plan_baseline, plan_layerwise
+from layerwise.layouts import Layout, plan_layerwise
 
 REPLICA_OPTIONS_MAX_GPUS = 64  # above this, pricing every replica count costs seconds
 TIE = 0.005  # TPOTs closer than this are reported as equal
@@ -32,8 +33,9 @@ class Plan:
 
 
 def roofline_tps(config: RunConfig) -> float:
-    """Prefill tokens/s if every GPU ran at the datasheet peak on the model's FLOPs."""
-    flops_per_token = config.model.num_layers * layer_flops(config.model, config.workload.seq_len)
+    """Prefill tokens/s if every GPU ran at the datasheet peak on the model's FLOPs (blocks,
+    embedding and LM head)."""
+    flops_per_token = model_flops(config.model, config.workload.seq_len)
     return config.hardware.gpus * config.gpu.peak_tflops * 1e12 / flops_per_token
 
 

@@ -2,6 +2,7 @@
 
 from layerwise.layouts import Layout, StagePlan
 from layerwise.plan import Plan
+from layerwise.specs import ModelSpec
 
 GIB = 2**30
 MIB = 2**20
@@ -108,13 +109,24 @@ def summary_table(plan: Plan) -> list[str]:
     return _table(["PREDICTED", "baseline", "layerwise"], rows)
 
 
+def _model_layers(model: ModelSpec) -> str:
+    params = model.block_params
+    each = f"{params / 1e6:,.1f}M" if params >= 10**6 else f"{params:,}"
+    blocks = f"{model.num_layers} layers, {each} parameters each"
+    if not model.vocab_size:
+        return blocks
+    return (
+        f"{blocks} + token embedding and LM head ({model.vocab_size:,} x {model.hidden:,}) = "
+        f"{model.pipeline_layers} pipeline layers"
+    )
+
+
 def render(plan: Plan) -> str:
     config = plan.config
     work = config.workload
     lines = [
         f"layerwise plan for {config.source} (mode {config.mode!r}): every figure is PREDICTED",
-        f"model {config.model.name}: {config.model.num_layers} layers, "
-        f"{config.model.block_params / 1e6:,.1f}M parameters each, {config.run.dtype}; "
+        f"model {config.model.name}: {_model_layers(config.model)}, {config.run.dtype}; "
         f"hardware {config.hardware.gpus} x {config.gpu.name} "
         f"({config.gpu.gpus_per_node} per node); batch {work.batch_size} x {work.seq_len:,} = "
         f"{work.prefill_tokens:,} prefill tokens, decode at context {work.seq_len:,}",

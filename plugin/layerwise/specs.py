@@ -25,9 +25,9 @@ class ModelSpec:
     dense: each block is one hidden x hidden weight, y = x @ W (the seed's memory arithmetic).
     gpt: a pre-norm transformer block: QKV and output projections around causal attention of
     `heads` query heads of `head_dim` sharing `query_groups` K/V heads (0: one per head, MHA;
-    fewer: GQA; 1: MQA), rotary position embeddings if `rope` (base `rope_base`; Llama 3.1's frequency scaling by
-    `rope_llama3_factor` when > 0); then an MLP hidden -> ffn_hidden
-    -> hidden, gated (SwiGLU: fc1 makes gate and up, silu(gate) * up) if `gated_mlp`, else GELU;
+    fewer: GQA; 1: MQA), rotary position embeddings if `rope` (base `rope_base`; Llama 3.1's
+    frequency scaling by `rope_llama3_factor` when > 0); then an MLP hidden -> ffn_hidden ->
+    hidden, gated (SwiGLU: fc1 makes gate and up, silu(gate) * up) if `gated_mlp`, else GELU;
     LayerNorm or RMSNorm before each; biases on every linear if `bias`, on QKV only if
     `qkv_bias`. With `vocab_size` > 0, pipeline layer 0 is the token embedding and the last one
     the LM head (final norm + vocabulary projection, sharing the embedding's weight if

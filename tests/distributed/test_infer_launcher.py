@@ -1,5 +1,6 @@
 """launch/infer.py end to end on CPU ranks: the deepspeed launcher running the megatron-core
-baseline with --verify, a world size that does not match the config, and a rank that crashes."""
+baseline of mock-llama with --verify (prefill and KV-cache decode), a world size that does not
+match the config, and a rank that crashes."""
 
 import json
 import os
@@ -12,28 +13,31 @@ import pytest
 from .conftest import ROOT, deepspeed_launcher, launch
 
 
-def test_deepspeed_launcher_runs_mock_gpt_baseline_with_verify(tmp_path):
+def test_deepspeed_launcher_runs_mock_llama_baseline_with_verify(tmp_path):
     results = tmp_path / "results.json"
     done = launch(
         deepspeed_launcher(4, 29641),
         "launch/infer.py",
         "--config",
-        "configs/mock_gpt_baseline.json",
+        "configs/mock_llama_baseline.json",
         "--verify",
         "--results",
         str(results),
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert "baseline run of configs/mock_gpt_baseline.json" in done.stdout
+    assert "baseline run of configs/mock_llama_baseline.json" in done.stdout
     assert "TP=2 x PP=2 (megatron-core)" in done.stdout
     assert "PREDICTED" in done.stdout and "MEASURED" in done.stdout
-    assert "verify: 1 chunk(s) vs one process" in done.stdout and ": ok" in done.stdout
+    assert "verify: 1 prefill chunk(s) and 8 decode step(s)" in done.stdout
+    assert "greedy tokens equal: ok" in done.stdout
     data = json.loads(results.read_text())
     assert data["mode"] == "baseline" and data["world_size"] == 4 and data["ok"]
-    assert data["predicted"]["tps"] > 0 and data["measured"]["tps"] > 0
-    assert data["measured"]["tpot_ms"] is None  # gpt decode needs a KV cache: not measured yet
-    assert len(data["measured"]["prefill_s"]) == 2
+    measured = data["measured"]
+    assert data["predicted"]["tps"] > 0 and measured["tps"] > 0
+    assert len(measured["prefill_s"]) == 2 and len(measured["decode_s"]) == 8 - 1  # 1 warm-up
+    assert measured["tpot_ms"] > 0 and measured["decode_tps"] == 8 / measured["tpot_ms"] * 1e3
     assert data["verify"]["ok"] and data["verify"]["relative_error"] <= 1e-4
+    assert data["verify"]["decode_steps"] == 8 and data["verify"]["greedy_match"] is True
     assert oct(results.stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
 
 

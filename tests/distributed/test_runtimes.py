@@ -1,6 +1,8 @@
-"""4 gloo ranks, launched once for the module: every layout of both mock models (layer-wise
-DeepSpeed pipelines, megatron-core TP x PP) equals the one-process reference and each other,
-each rank builds exactly its planned layers, and 'profile' beats DeepSpeed's count-based methods."""
+"""4 gloo ranks, launched once for the module: every layout of the three mock models (layer-wise
+DeepSpeed pipelines, megatron-core TP x PP; mock-llama: embedding, GQA, SwiGLU, RMSNorm, RoPE,
+tied LM head) equals the one-process reference and each other through prefill and the decode
+steps over the KV cache, with the same greedy tokens; each rank builds exactly its planned
+layers, and 'profile' beats DeepSpeed's count-based methods."""
 
 import json
 
@@ -49,7 +51,7 @@ def test_layout_equals_single_process_reference(ranks, key):
     assert [r for r in range(RANKS) if ranks[r]["layouts"][key]["holds_outputs"]] == holders
     for rank in holders:
         entry = ranks[rank]["layouts"][key]
-        assert entry["outputs"] >= 1 and entry["scale"] > 0.1
+        assert entry["outputs"] >= 1 and entry["decode_outputs"] >= 4 and entry["scale"] > 0.1
         assert entry["max_abs_error"] <= RELATIVE * entry["scale"], (rank, entry)
 
 
@@ -64,16 +66,22 @@ def test_each_rank_builds_exactly_its_planned_layers(ranks, key):
         layers_seen += entry["built"]
         per_replica = stages * tp
         assert entry["place"] == [rank // per_replica, rank % per_replica // tp, rank % tp]
-    assert sorted(layers_seen) == sorted(list(range(8)) * replicas * tp)
+    layers = ranks[0]["layouts"][key]["layers"]
+    assert sorted(layers_seen) == sorted(list(range(layers)) * replicas * tp)
 
 
 @pytest.mark.parametrize("key", [key for key in LAYOUTS if "tp=2xpp=2" not in key])
 def test_layouts_of_one_model_agree(ranks, key):
-    """Replica 0's whole batch, token row by token row, against the TP2 x PP2 baseline's."""
+    """Replica 0's whole batch, output row by output row (prefill, then every decode step),
+    against the TP2 x PP2 baseline's: the same values and the same argmax tokens."""
     entry = ranks[0]["layouts"][key]
     scale = max(ranks[r]["layouts"][key].get("scale", 0.0) for r in range(RANKS))
-    assert entry["rows_compared"] == 256 // shape(key)[0]
+    llama, replicas = key.startswith("mock_llama"), shape(key)[0]
+    prefill_rows = 8 if llama else 256  # mock-llama: last-token logits, one row per sequence
+    decode_rows = (8 if llama else 4) * 8  # decode steps x sequences, one row each
+    assert entry["rows_compared"] == [prefill_rows // replicas, decode_rows // replicas]
     assert entry["vs_baseline_tp2xpp2"] <= RELATIVE * scale, entry
+    assert entry["greedy_as_baseline"]
 
 
 def test_profile_places_uneven_layers_better_than_parameters_and_uniform(ranks):

@@ -2,9 +2,10 @@
 
 Scenarios, all in one launch so the ranks import torch, DeepSpeed and megatron-core once:
   layouts: each (config, layout) below built through the runtime's own adapter, one prefill batch
-    run; every rank holding outputs compares them with the whole model run in its own process
-    (same weights, same inputs); every rank records the layers it built. Replica 0's outputs go
-    to rank 0, which compares the layouts of one model with each other.
+    and the config's decode steps run (gpt models: through the KV cache); every rank holding
+    outputs compares them with the whole model run in its own process (same weights, same inputs,
+    its own cache); every rank records the layers it built. Replica 0's outputs go to rank 0,
+    which compares the layouts of one model with each other, greedy tokens included.
   profile: a model of very uneven layers (written here) placed by partition="profile".
 """
 
@@ -22,15 +23,21 @@ apply_cpu_mock_patches()
 
 import torch  # noqa: E402
 from deepspeed.pipe import LayerSpec  # noqa: E402
-from scenarios import LAYOUTS  # noqa: E402
+from scenarios import LAYOUTS, MODELS  # noqa: E402
 
 from layerwise.config import parse_config  # noqa: E402
 from layerwise.plan import make_plan  # noqa: E402
 from layerwise.runtime.adapter import build_adapter  # noqa: E402
 from layerwise.runtime.distributed import init, read_env, singleton_groups  # noqa: E402
-from layerwise.runtime.inputs import prefill_chunks, token_rows  # noqa: E402
+from layerwise.runtime.inputs import decode_tokens, prefill_chunks, token_rows  # noqa: E402
 from layerwise.runtime.pipe import LayerwisePipelineModule  # noqa: E402
-from layerwise.runtime.verify import chunk_shape, gather_to_rank0, output_rank, reference  # noqa: E402
+from layerwise.runtime.verify import (  # noqa: E402
+    chunk_shape,
+    decode_shape,
+    gather_to_rank0,
+    output_rank,
+    reference,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 CPU = torch.device("cpu")
@@ -61,6 +68,16 @@ def built_layers(adapter) -> list[int]:
     return sorted(m.index for m in module.modules() if hasattr(m, "index") and hasattr(m, "body"))
 
 
+def max_error(got: list, expected: list) -> float:
+    return max(float((o - e).abs().max()) for o, e in zip(got, expected))
+
+
+def rows_on_rank0(config, layout, env, outputs, count, shape) -> torch.Tensor | None:
+    """Replica 0's outputs on rank 0, as rows in batch order."""
+    got = gather_to_rank0(outputs, count, output_rank(layout), env.rank, shape, torch.float32, CPU)
+    return None if got is None else torch.cat([token_rows(t, config.model.kind) for t in got])
+
+
 def layout_scenario(env, name: str, changes: dict, groups) -> tuple[dict, list | None]:
     data = json.loads((ROOT / "configs" / f"{name}.json").read_text())
     for section, values in changes.items():
@@ -69,51 +86,60 @@ def layout_scenario(env, name: str, changes: dict, groups) -> tuple[dict, list |
     layout = make_plan(config).layout(config.mode)
     place = layout.grid.place(env.rank)
     adapter = build_adapter(config, layout, place, CPU)
-    chunks = prefill_chunks(config, layout, place.replica, CPU) if place.stage == 0 else None
+    first = place.stage == 0
+    chunks = prefill_chunks(config, layout, place.replica, CPU) if first else None
     outputs = adapter.prefill(chunks)
+    decoded = []
+    for step in range(config.workload.decode_steps):
+        tokens = decode_tokens(config, layout, place.replica, CPU, step) if first else None
+        decoded.append(adapter.decode_step(tokens, step))
     stage = layout.stages[place.stage]
     entry = {
         "built": built_layers(adapter),
         "planned": [stage.first_layer, stage.stop_layer],
         "place": [place.replica, place.stage, place.tensor],
         "holds_outputs": outputs is not None,
+        "layers": config.model.pipeline_layers,
     }
+    steps = [t for step in decoded for t in step] if outputs is not None else None
     if outputs is not None:
-        mine = prefill_chunks(config, layout, place.replica, CPU)
-        expected = reference(config, mine, CPU, groups)
-        entry["outputs"] = len(outputs)
-        entry["max_abs_error"] = max(float((o - e).abs().max()) for o, e in zip(outputs, expected))
-        entry["scale"] = max(float(e.abs().max()) for e in expected)
-    # replica 0's whole batch on rank 0, as token rows, for the cross-layout comparison
-    got = gather_to_rank0(
-        outputs,
-        layout.micro_batches,
-        output_rank(layout),
-        env.rank,
-        chunk_shape(config, layout),
-        torch.float32,
-        CPU,
+        prefill, decode = reference(config, layout, CPU, groups, place.replica)
+        entry["outputs"], entry["decode_outputs"] = len(outputs), len(steps)
+        entry["max_abs_error"] = max_error(outputs + steps, prefill + decode)
+        entry["scale"] = max(float(e.abs().max()) for e in prefill + decode)
+    count = config.workload.decode_steps * layout.decode_micro_batches
+    prefill_rows = rows_on_rank0(
+        config, layout, env, outputs, layout.micro_batches, chunk_shape(config, layout)
     )
-    rows = None if got is None else torch.cat([token_rows(t, config.model.kind) for t in got])
-    return entry, rows
+    decode_rows = rows_on_rank0(config, layout, env, steps, count, decode_shape(config, layout))
+    if decode_rows is None:
+        return entry, None
+    # [1, rows, width] per step: decode rows as [steps, rows, width] so replicas cut each step
+    width = decode_rows.shape[-1]
+    return entry, (prefill_rows[None], decode_rows.reshape(config.workload.decode_steps, -1, width))
 
 
 def layouts(env, groups) -> dict:
+    """Rank 0 compares replica 0's prefill and decode rows of each layout with the TP2 x PP2
+    baseline's (2 replicas: the rows of the first half of the batch), and their argmax tokens."""
     found, rows = {}, {}
     for key, (name, changes) in LAYOUTS.items():
-        found[key], batch = layout_scenario(env, name, changes, groups)
-        rows[key] = batch
-    if env.rank == 0:  # outputs of one model's layouts against each other (replica 0's batch)
-        for model in ("mock_dense", "mock_gpt"):
-            keys = [key for key in rows if key.startswith(f"{model}/")]
-            baseline = rows[f"{model}/baseline/tp=2xpp=2"]
-            for key in keys:
-                other = rows[key]
-                common = min(len(baseline), len(other))  # 2 replicas: half the batch each
-                found[key]["vs_baseline_tp2xpp2"] = float(
-                    (other[:common] - baseline[:common]).abs().max()
-                )
-                found[key]["rows_compared"] = common
+        found[key], rows[key] = layout_scenario(env, name, changes, groups)
+    if env.rank != 0:
+        return found
+    for model in MODELS:
+        baseline = rows[f"{model}/baseline/tp=2xpp=2"]
+        for key in [key for key in rows if key.startswith(f"{model}/")]:
+            compared, error, greedy = [], 0.0, True
+            for theirs, ours in zip(baseline, rows[key]):  # [1 or steps, rows, width] each
+                common = min(theirs.shape[1], ours.shape[1])
+                theirs, ours = theirs[:, :common], ours[:, :common]
+                compared.append(common * ours.shape[0])
+                error = max(error, float((ours - theirs).abs().max()))
+                greedy &= torch.equal(ours.argmax(-1), theirs.argmax(-1))
+            found[key].update(
+                vs_baseline_tp2xpp2=error, rows_compared=compared, greedy_as_baseline=greedy
+            )
     return found
 
 

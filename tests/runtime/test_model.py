@@ -59,6 +59,23 @@ def test_dense_layer_is_one_matmul_column_or_row_parallel(groups, index):
     assert torch.allclose(layer(x), x @ weight.T, atol=1e-6)
 
 
+@pytest.mark.parametrize("size", [2, 4])
+def test_gated_fc1_shards_hold_their_slice_of_gate_and_of_up(groups, size):
+    """megatron's SwiGLU fc1 shard is [gate_r; up_r], so a rank's rows come from both halves
+    of the full [gate; up] weight, not one contiguous block."""
+    name, index = "mock-llama", 2
+    full = dict(build(name, index, groups).named_parameters())["body.layer.mlp.linear_fc1.weight"]
+    gate, up = full.chunk(2)
+    width = gate.shape[0] // size
+    for rank in range(size):
+        shard = PresetLayer(
+            MODEL_PRESETS[name], index, 1234, torch.float32, CPU, with_tp(groups, size, rank)
+        )
+        got = dict(shard.named_parameters())["body.layer.mlp.linear_fc1.weight"]
+        rows = slice(rank * width, (rank + 1) * width)
+        assert torch.equal(got, torch.cat([gate[rows], up[rows]]))
+
+
 def test_split_dims_follow_megatrons_column_and_row_parallel_linears(groups):
     gpt = build("mock-gpt", 0, groups).body
     assert tensor_parallel_dims(gpt) == {
@@ -76,9 +93,13 @@ def test_split_dims_follow_megatrons_column_and_row_parallel_linears(groups):
     assert tensor_parallel_dims(build("mock-dense", 1, groups).body) == {"linear.weight": 1}
 
 
-@pytest.mark.parametrize("name, index", [("mock-gpt", 2), ("mock-dense", 2), ("mock-dense", 3)])
+@pytest.mark.parametrize(
+    "name, index",
+    [("mock-gpt", 2), ("mock-dense", 2), ("mock-dense", 3), ("mock-llama", 0), ("mock-llama", 7)],
+)
 @pytest.mark.parametrize("size", [2, 4])
 def test_tensor_parallel_shards_are_slices_of_the_full_layer(groups, name, index, size):
+    """Embedding and LM head (mock-llama 0 and 7): vocabulary rows; blocks: megatron's split."""
     full = dict(build(name, index, groups).named_parameters())
     split = tensor_parallel_dims(build(name, index, groups).body)
     for rank in range(size):
@@ -87,6 +108,7 @@ def test_tensor_parallel_shards_are_slices_of_the_full_layer(groups, name, index
         )
         for key, value in shard.named_parameters():
             dim = split.get(key.removeprefix("body."))
+            assert dim is not None or "norm." in key or key.endswith(("proj.bias", "fc2.bias")), key
             if dim is None:
                 assert torch.equal(value, full[key]), key
             else:
@@ -95,8 +117,12 @@ def test_tensor_parallel_shards_are_slices_of_the_full_layer(groups, name, index
                 assert torch.equal(value, full[key].narrow(dim, rank * width, width)), key
 
 
-def test_sdpa_attention_equals_megatrons_dot_product_attention(groups):
-    """Our core attention against the local spec's own DotProductAttention (causal mask)."""
+@pytest.mark.parametrize("name", ["mock-gpt", "mock-llama"])
+@pytest.mark.parametrize("queries", [12, 1])
+def test_sdpa_attention_equals_megatrons_dot_product_attention(groups, name, queries):
+    """Our core attention against the local spec's own DotProductAttention: a causal prompt
+    (12 queries over 12 keys), or one decode query over 12 cached keys unmasked, as megatron's
+    cache handling calls it; mock-llama's K and V have 2 heads for 8 query heads (GQA)."""
     from megatron.core import parallel_state
     from megatron.core.tensor_parallel import model_parallel_cuda_manual_seed
     from megatron.core.transformer.dot_product_attention import DotProductAttention
@@ -104,23 +130,29 @@ def test_sdpa_attention_equals_megatrons_dot_product_attention(groups):
 
     from layerwise.runtime.model import SdpaAttention
 
-    model = MODEL_PRESETS["mock-gpt"]
+    model = MODEL_PRESETS[name]
     config = megatron_config(model, torch.float32, on_cpu=True)
-    seq, batch = 12, 3
+    keys, batch = 12, 3
     generator = torch.Generator().manual_seed(0)
-    q, k, v = (
-        torch.randn(seq, batch, model.heads, model.head_dim, generator=generator) for _ in range(3)
+    q = torch.randn(queries, batch, model.heads, model.head_dim, generator=generator)
+    k, v = (
+        torch.randn(keys, batch, model.kv_heads, model.head_dim, generator=generator)
+        for _ in range(2)
     )
+    mask_type = AttnMaskType.causal if queries == keys else AttnMaskType.no_mask
     # DotProductAttention reads megatron's global state (score buffer, dropout RNG): set it up
     # for this test only.
     parallel_state.initialize_model_parallel(1, 1)
     model_parallel_cuda_manual_seed(0, inference_rng_tracker=True)
     theirs = DotProductAttention(config, 1, AttnMaskType.causal, "self", pg_collection=groups)
-    mask = torch.triu(torch.ones(seq, seq, dtype=torch.bool), diagonal=1)[None, None]
-    expected = theirs(q, k, v, mask)
+    mask = torch.ones(queries, keys, dtype=torch.bool).triu(1 if queries == keys else keys)
+    mask = mask[None, None]  # all False for the decode query: it sees every cached key
+    expected = theirs(q, k, v, mask, attn_mask_type=mask_type)
     parallel_state.destroy_model_parallel()
-    ours = SdpaAttention(config, 1, AttnMaskType.causal, "self")(q, k, v, None)
-    assert ours.shape == (seq, batch, model.heads * model.head_dim)
+    ours = SdpaAttention(config, 1, AttnMaskType.causal, "self")(
+        q, k, v, None, attn_mask_type=mask_type
+    )
+    assert ours.shape == (queries, batch, model.heads * model.head_dim)
     assert torch.allclose(ours, expected, atol=1e-5)
 
 
@@ -134,13 +166,54 @@ def test_gpt_layer_is_causal(groups):
     assert torch.equal(before[:-1], after[:-1]) and not torch.equal(before[-1], after[-1])
 
 
-@pytest.mark.parametrize("name", ["mock-dense", "mock-gpt"])
+@pytest.mark.parametrize("name", ["mock-dense", "mock-gpt", "mock-llama"])
 def test_bf16_layer_holds_bf16_parameters_and_tracks_fp32(groups, name):
     """Every parameter (norms included: megatron builds them in fp32) takes the run's dtype, so
     a bf16 activation meets bf16 weights, and the layer computes what its fp32 twin does."""
     low = PresetLayer(MODEL_PRESETS[name], 2, 1234, torch.bfloat16, CPU, groups)
     assert {p.dtype for p in low.parameters()} == {torch.bfloat16}
-    shape = (6, 2, 64) if name == "mock-gpt" else (5, 64)
+    shape = (5, 64) if name == "mock-dense" else (6, 2, 64)
     x = draw(0, 1234, 0, shape, torch.float32, CPU)
     reference = build(name, 2, groups)(x)
     assert torch.allclose(low(x.bfloat16()).float(), reference, atol=0.1, rtol=0.05)
+
+
+def test_cached_decode_equals_recomputing_the_whole_sequence(groups):
+    """mock-llama (embedding, GQA 4:1, SwiGLU, RMSNorm, RoPE, tied head) with megatron's static
+    KV cache, two sequences fed as two micro-batches of one row: each decode step's logits equal
+    a cache-free forward over prompt + the tokens so far (so the cache rows, positions and
+    rotary offsets are right)."""
+    from layerwise.runtime.kv_cache import KVCache
+    from layerwise.runtime.model import rotary_table
+
+    model = MODEL_PRESETS["mock-llama"]
+    prompt_len, steps, rows = 5, 3, 2
+    generator = torch.Generator().manual_seed(3)
+    tokens = torch.randint(model.vocab_size, (prompt_len + steps, rows), generator=generator)
+    cache = KVCache(rows, prompt_len + steps, rotary_table(model, prompt_len + steps, True))
+
+    def layers(kv):
+        return [
+            PresetLayer(model, i, 1234, torch.float32, CPU, groups, kv)
+            for i in range(model.pipeline_layers)
+        ]
+
+    def run(stack, ids):
+        for layer in stack:
+            ids = layer(ids)
+        return ids
+
+    cached, plain = layers(cache), layers(None)
+    cache.start(0)
+    for row in range(rows):
+        run(cached, tokens[:prompt_len, row : row + 1])
+    for step in range(steps):
+        position = prompt_len + step
+        cache.start(position)
+        for row in range(rows):
+            got = run(cached, tokens[position : position + 1, row : row + 1])
+            expected = run(plain, tokens[: position + 1, row : row + 1])
+            assert got.shape == (1, 1, model.vocab_size)
+            assert torch.allclose(got, expected, atol=1e-5), (step, row)
+    other_row = run(plain, tokens[: prompt_len + 1, :1])
+    assert not torch.allclose(other_row, run(plain, tokens[: prompt_len + 1, 1:]))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from layerwise.runtime.pipe import check_boundaries, profile_layers
-from layerwise.runtime.verify import compare
+from layerwise.runtime.verify import Verdict, compare, greedy_match
 
 
 def test_boundaries_are_checked_with_the_numbers():
@@ -16,9 +16,17 @@ def test_boundaries_are_checked_with_the_numbers():
 
 def test_compare_reports_relative_error_and_fails_above_tolerance():
     expected = [torch.tensor([1.0, -4.0])]
-    assert compare([torch.tensor([1.0, -4.0])], expected, "fp32").ok
-    off = compare([torch.tensor([1.0, -3.0])], expected, "fp32")
-    assert off.max_abs_error == 1.0 and off.relative_error == 0.25 and not off.ok
+    assert compare([torch.tensor([1.0, -4.0])], expected) == (0.0, 0.0)
+    assert compare([torch.tensor([1.0, -3.0])], expected) == (1.0, 0.25)
+    assert Verdict(1, 0.0, 0.0, 1e-4).ok and not Verdict(1, 1.0, 0.25, 1e-4).ok
+
+
+def test_greedy_tokens_must_all_agree():
+    logits = [torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])]
+    close = [logits[0] + 0.01]
+    flipped = [torch.tensor([[0.1, 0.9, 0.0], [0.1, 0.8, 0.1]])]
+    assert greedy_match(logits, close) and not greedy_match(logits, flipped)
+    assert not Verdict(1, 0.0, 0.0, 1e-4, greedy_match=False).ok
 
 
 def test_profile_measures_bytes_and_time_layer_by_layer(groups):

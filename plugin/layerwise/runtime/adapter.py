@@ -18,11 +18,15 @@ class Adapter(Protocol):
     """Built from a plan's layout for one rank (only that rank's layers, or shards of them)."""
 
     def prefill(self, chunks: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
-        """One replica batch through the layout: the chunks on a first-stage rank (None
-        elsewhere); each chunk's output on the replica's last stage, None elsewhere."""
+        """One replica batch through the layout, filling the KV cache from position 0: the
+        chunks on a first-stage rank (None elsewhere); each chunk's output on the replica's last
+        stage, None elsewhere."""
 
-    def decode_step(self, tokens: list[torch.Tensor] | None) -> list[torch.Tensor] | None:
-        """One new token per sequence, in the plan's decode micro-batches; as `prefill`."""
+    def decode_step(
+        self, tokens: list[torch.Tensor] | None, step: int
+    ) -> list[torch.Tensor] | None:
+        """Decode step `step`: one new token per sequence, in the plan's decode micro-batches,
+        attending over the cache of the prompt and the steps before; as `prefill`."""
 
 
 def build_adapter(config: RunConfig, layout: Layout, place: Place, device: torch.device) -> Adapter:

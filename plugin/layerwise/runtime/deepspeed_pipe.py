@@ -20,7 +20,7 @@ from layerwise.layouts import Layout
 from layerwise.plan import deepspeed_keys
 from layerwise.runtime.distributed import singleton_groups
 from layerwise.runtime.logs import quiet_prints
-from layerwise.runtime.model import TORCH_DTYPES, PresetLayer
+from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
 from layerwise.runtime.pipe import LayerwisePipelineModule
 
 
@@ -51,12 +51,14 @@ class LayerwisePipeline:
     """This rank's stage of the layer-wise layout, run by DeepSpeed's PipelineEngine."""
 
     def __init__(self, config: RunConfig, layout: Layout, place: Place, device: torch.device):
-        self.layout, self.device = layout, device
+        self.config, self.layout, self.device = config, layout, device
         groups = singleton_groups(layout.grid.size, config.run.timeout_s)
         dtype = TORCH_DTYPES[config.run.dtype]
+        self.cache = stage_cache(config, layout, device)
+        model, seed = config.model, config.run.seed
         specs = [
-            LayerSpec(PresetLayer, config.model, index, config.run.seed, dtype, device, groups)
-            for index in range(config.model.num_layers)
+            LayerSpec(PresetLayer, model, index, seed, dtype, device, groups, self.cache)
+            for index in range(model.pipeline_layers)
         ]
         with quiet_prints():
             module = LayerwisePipelineModule(
@@ -75,9 +77,13 @@ class LayerwisePipeline:
                 raise ConfigError([deepspeed_refusal(error)], config.source) from None
 
     def prefill(self, chunks):
+        if self.cache is not None:
+            self.cache.start(0)
         return self._eval(chunks, self.layout.micro_batches)
 
-    def decode_step(self, tokens):
+    def decode_step(self, tokens, step: int):
+        if self.cache is not None:
+            self.cache.start(self.config.workload.seq_len + step)
         return self._eval(tokens, self.layout.decode_micro_batches)
 
     def _eval(self, inputs, count: int):

@@ -1,10 +1,12 @@
 """The batch that every layout and the one-process reference see, deterministic per sequence.
 
-Sequence i's prompt is drawn from (seed, i) alone, so a chunk holds the same values whatever the
-chunking: whole sequences ([seq, rows, hidden]: gpt models, and every baseline chunk of a dense
-model) or a run of tokens of the flattened batch ([tokens, hidden]: dense models). A replica owns
-a contiguous block of sequences. The runtime makes a batch's inputs before the clock starts, on
-the ranks of each replica's first stage.
+Sequence i's prompt is drawn from (seed, i) alone, and its decode step t's input from (seed, i,
+t), so a chunk holds the same values whatever the chunking: whole sequences ([seq, rows, hidden]:
+gpt models; token ids [seq, rows] for a model with a vocabulary) or a run of tokens of the
+flattened batch ([tokens, hidden]: dense models). Decode inputs are drawn rather than fed back
+from the last stage (teacher forcing): the same work per step, and every layout decodes the same
+tokens. A replica owns a contiguous block of sequences. The runtime makes the inputs before the
+clock starts, on the ranks of each replica's first stage.
 """
 
 import torch
@@ -23,18 +25,29 @@ def draw(stream: int, seed: int, index: int, shape, dtype, device) -> torch.Tens
     return torch.randn(shape, generator=generator, device=device).to(dtype)
 
 
+def draw_ids(stream: int, seed: int, index: int, length: int, vocab: int, device) -> torch.Tensor:
+    """`length` token ids, uniform over the vocabulary, of item `index` of a stream."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed((seed + stream) * 1_000_003 + index)
+    return torch.randint(vocab, (length,), generator=generator, device=device)
+
+
+def prompt(config: RunConfig, sequence: int, device) -> torch.Tensor:
+    """Sequence `sequence`'s prompt: [seq_len] token ids, or [seq_len, hidden] hidden states."""
+    seq_len, model, seed = config.workload.seq_len, config.model, config.run.seed
+    if model.vocab_size:
+        return draw_ids(PROMPT_STREAM, seed, sequence, seq_len, model.vocab_size, device)
+    dtype = TORCH_DTYPES[config.run.dtype]
+    return draw(PROMPT_STREAM, seed, sequence, (seq_len, model.hidden), dtype, device)
+
+
 def first_sequence(config: RunConfig, layout: Layout, replica: int) -> int:
     return replica * (config.workload.batch_size // layout.replicas)
 
 
-def _gpt_chunk(config: RunConfig, first: int, rows: int, dtype, device) -> torch.Tensor:
-    seq_len, hidden = config.workload.seq_len, config.model.hidden
-    chunk = torch.empty(seq_len, rows, hidden, dtype=dtype, device=device)
-    for row in range(rows):
-        chunk[:, row] = draw(
-            PROMPT_STREAM, config.run.seed, first + row, (seq_len, hidden), dtype, device
-        )
-    return chunk
+def _gpt_chunk(config: RunConfig, first: int, rows: int, device) -> torch.Tensor:
+    """Sequences [first, first + rows) side by side: [seq, rows] ids or [seq, rows, hidden]."""
+    return torch.stack([prompt(config, first + row, device) for row in range(rows)], dim=1)
 
 
 def _dense_chunks(
@@ -70,22 +83,30 @@ def prefill_chunks(
     if config.model.kind == "dense":
         return _dense_chunks(config, first, layout.chunk_tokens, count, dtype, device)
     rows = layout.micro_batch_rows
-    return [_gpt_chunk(config, first + c * rows, rows, dtype, device) for c in range(count)]
+    return [_gpt_chunk(config, first + c * rows, rows, device) for c in range(count)]
 
 
-def decode_tokens(config: RunConfig, layout: Layout, replica: int, device) -> list[torch.Tensor]:
-    """One new token per sequence of `replica` ([rows, hidden], dense models), split into the
-    plan's decode micro-batches."""
+def decode_input(config: RunConfig, sequence: int, step: int, device) -> torch.Tensor:
+    """Sequence `sequence`'s input at decode step `step`: one token id, or [hidden]."""
+    model, seed = config.model, config.run.seed
+    index = sequence * max(1, config.workload.decode_steps) + step
+    if model.vocab_size:
+        return draw_ids(DECODE_STREAM, seed, index, 1, model.vocab_size, device)[0]
     dtype = TORCH_DTYPES[config.run.dtype]
+    return draw(DECODE_STREAM, seed, index, (model.hidden,), dtype, device)
+
+
+def decode_tokens(
+    config: RunConfig, layout: Layout, replica: int, device, step: int = 0
+) -> list[torch.Tensor]:
+    """Decode step `step`'s inputs of `replica`, split into the plan's decode micro-batches:
+    [rows, hidden] (dense models), [1, rows, hidden] or [1, rows] ids (gpt models)."""
     sequences = config.workload.batch_size // layout.replicas
     first = first_sequence(config, layout, replica)
-    tokens = torch.stack(
-        [
-            draw(DECODE_STREAM, config.run.seed, first + s, (config.model.hidden,), dtype, device)
-            for s in range(sequences)
-        ]
-    )
-    return list(tokens.chunk(layout.decode_micro_batches))
+    tokens = torch.stack([decode_input(config, first + s, step, device) for s in range(sequences)])
+    if config.model.kind == "dense":
+        return list(tokens.chunk(layout.decode_micro_batches))
+    return list(tokens.unsqueeze(0).chunk(layout.decode_micro_batches, dim=1))
 
 
 def token_rows(output: torch.Tensor, kind: str) -> torch.Tensor:

@@ -19,7 +19,7 @@ from layerwise.config import RunConfig
 from layerwise.grid import Place
 from layerwise.layouts import Layout
 from layerwise.runtime.distributed import megatron_groups
-from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, megatron_config
+from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, megatron_config, stage_cache
 
 
 class StageModule(MegatronModule):
@@ -61,8 +61,11 @@ class MegatronTPxPP:
         self.last = place.stage == len(layout.stages) - 1
         dtype = TORCH_DTYPES[config.run.dtype]
         stage = layout.stages[place.stage]
+        self.cache = stage_cache(config, layout, device)
         layers = [
-            PresetLayer(config.model, index, config.run.seed, dtype, device, self.groups)
+            PresetLayer(
+                config.model, index, config.run.seed, dtype, device, self.groups, self.cache
+            )
             for index in range(stage.first_layer, stage.stop_layer)
         ]
         self.module = StageModule(
@@ -74,17 +77,22 @@ class MegatronTPxPP:
     def prefill(self, chunks):
         if self.config.model.kind == "dense":
             return self._run(chunks, self.layout.micro_batches, self.layout.chunk_tokens, 1)
+        self.cache.start(0)
         seq_len = self.config.workload.seq_len
         return self._run(chunks, self.layout.micro_batches, seq_len, self.layout.micro_batch_rows)
 
-    def decode_step(self, tokens):
+    def decode_step(self, tokens, step: int):
         sequences = self.config.workload.batch_size // self.layout.replicas
         rows = sequences // self.layout.decode_micro_batches
-        return self._run(tokens, self.layout.decode_micro_batches, rows, 1)
+        if self.config.model.kind == "dense":
+            return self._run(tokens, self.layout.decode_micro_batches, rows, 1)
+        self.cache.start(self.config.workload.seq_len + step)
+        return self._run(tokens, self.layout.decode_micro_batches, 1, rows)
 
     def _run(self, inputs, count: int, seq_length: int, micro_batch_size: int):
         """One forward-only schedule over `count` micro-batches of [seq_length,
-        micro_batch_size, hidden]; a dense chunk [tokens, hidden] travels as [tokens, 1, hidden]."""
+        micro_batch_size, hidden] between stages; a dense chunk [tokens, hidden] travels as
+        [tokens, 1, hidden]."""
         dense = self.config.model.kind == "dense"
         feed = None
         if self.first:

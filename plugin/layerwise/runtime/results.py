@@ -32,8 +32,11 @@ def describe(layout: Layout) -> str:
     )
 
 
-def figures(tps: float, tpot_ms: float | None) -> dict:
-    return {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps}
+def figures(tps: float, tpot_ms: float | None, batch_size: int) -> dict:
+    """Prefill tokens/s, ms per decode step of the whole batch, and decode tokens/s (one new
+    token per sequence per step, all replicas together)."""
+    decode_tps = batch_size / tpot_ms * 1e3 if tpot_ms else None
+    return {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps, "decode_tps": decode_tps}
 
 
 def _row(label: str, predicted: float | None, measured: float | None, fmt: str) -> str:
@@ -48,10 +51,12 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
     """Median measured figures beside the plan's, as rank 0's table and results JSON."""
     prefill_s, decode_s = measurement.prefill_s, measurement.decode_s
     tokens = config.workload.prefill_tokens
-    predicted = figures(layout.tps, layout.tpot_s * 1e3)
+    batch = config.workload.batch_size
+    predicted = figures(layout.tps, layout.tpot_s * 1e3, batch)
     measured = figures(
         tokens / statistics.median(prefill_s),
         statistics.median(decode_s) * 1e3 if decode_s else None,
+        batch,
     )
     mock = measurement.device == MOCK_DEVICE
     lines = [
@@ -66,12 +71,13 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
         f"{'':<26}{'PREDICTED':>16}{'MEASURED':>16}{'meas/pred':>12}",
         _row("prefill TPS (tokens/s)", predicted["tps"], measured["tps"], ",.0f"),
         _row("TPOT (ms, decode step)", predicted["tpot_ms"], measured["tpot_ms"], ".3f"),
+        _row("decode TPS (tokens/s)", predicted["decode_tps"], measured["decode_tps"], ",.0f"),
         _row("1/TPS (ms)", predicted["inv_tps_ms"], measured["inv_tps_ms"], ".6f"),
     ]
     if not decode_s:
         lines.append(
-            "TPOT of a gpt model needs a KV cache, which the runtime does not keep yet:"
-            " only the PREDICTED TPOT is shown"
+            f"decode not timed: workload.decode_steps = {config.workload.decode_steps} leaves "
+            f"no step after run.warmup_iters = {config.run.warmup_iters} warm-up steps"
         )
     results = {
         "mode": config.mode,
@@ -86,13 +92,18 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
     verdict, ok = measurement.verdict, True
     if verdict is not None:
         ok = verdict.ok
+        greedy = {None: "", True: "; greedy tokens equal", False: "; greedy tokens DIFFER"}
         lines.append(
-            f"verify: {verdict.chunks} chunk(s) vs one process: max abs error "
+            f"verify: {verdict.chunks} prefill chunk(s) and {verdict.decode_steps} decode "
+            f"step(s) vs one process with the same KV cache: max abs error "
             f"{verdict.max_abs_error:.3e}, relative {verdict.relative_error:.3e} "
-            f"(tolerance {verdict.tolerance:.0e}): {'ok' if ok else 'FAILED'}"
+            f"(tolerance {verdict.tolerance:.0e}){greedy[verdict.greedy_match]}: "
+            f"{'ok' if ok else 'FAILED'}"
         )
         results["verify"] = {
             "chunks": verdict.chunks,
+            "decode_steps": verdict.decode_steps,
+            "greedy_match": verdict.greedy_match,
             "max_abs_error": verdict.max_abs_error,
             "relative_error": verdict.relative_error,
             "tolerance": verdict.tolerance,

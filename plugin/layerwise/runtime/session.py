@@ -22,8 +22,9 @@ MOCK_DEVICE = "cpu (mock)"
 
 @dataclass(frozen=True)
 class Measurement:
-    """Seconds per timed prefill batch and decode step (warm-up excluded), and the verdict of
-    --verify on rank 0."""
+    """Seconds per timed prefill batch and decode step (warm-up excluded: the first warmup_iters
+    prefills and the first warmup_iters of the decode steps that follow the last prefill), and
+    the verdict of --verify on rank 0."""
 
     device: str
     prefill_s: tuple[float, ...]
@@ -32,8 +33,8 @@ class Measurement:
 
 
 def decode_measured(config: RunConfig) -> bool:
-    """A gpt model's decode step needs a KV cache, which the runtimes do not keep yet."""
-    return config.model.kind == "dense"
+    """Decode is timed over `workload.decode_steps` steps after the prefill, warm-up excluded."""
+    return config.workload.decode_steps > config.run.warmup_iters
 
 
 def run(config: RunConfig, layout: Layout, env: DistEnv, verify: bool) -> Measurement:
@@ -61,27 +62,27 @@ def _measure(
     place = layout.grid.place(env.rank)
     adapter = build_adapter(config, layout, place, device)
     first_stage = place.stage == 0
-    decode = decode_measured(config)
+    steps = config.workload.decode_steps if decode_measured(config) else 0
     chunks = inputs.prefill_chunks(config, layout, place.replica, device) if first_stage else None
-    tokens = None
-    if decode and first_stage:
-        tokens = inputs.decode_tokens(config, layout, place.replica, device)
+    tokens = [
+        inputs.decode_tokens(config, layout, place.replica, device, step) if first_stage else None
+        for step in range(steps)
+    ]
     runs = config.run.warmup_iters + config.run.timed_iters
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    bar = tqdm(
-        total=runs * (2 if decode else 1),
-        desc=f"{layout.mode} run",
-        disable=not env.is_main,
-        delay=2.0,
-    )
+    bar = tqdm(total=runs + steps, desc=f"{layout.mode} run", disable=not env.is_main, delay=2.0)
+    decoded = []
     with bar:
-        prefill_s, outputs = timed(lambda: adapter.prefill(chunks), runs, sync, bar.update)
-        decode_s = ()
-        if decode:
-            decode_s, _ = timed(lambda: adapter.decode_step(tokens), runs, sync, bar.update)
+        prefill_s, outputs = timed(lambda _: adapter.prefill(chunks), runs, sync, bar.update)
+        decode_s, _ = timed(
+            lambda step: decoded.append(adapter.decode_step(tokens[step], step)),
+            steps,
+            sync,
+            bar.update,
+        )
     verdict = None
     if verify:
-        verdict = verify_outputs(config, layout, env.rank, env.world_size, outputs, device)
+        verdict = verify_outputs(config, layout, env.rank, env.world_size, outputs, decoded, device)
     torch.distributed.barrier()
     warmup = config.run.warmup_iters
     return Measurement(
@@ -93,15 +94,16 @@ def _measure(
 
 
 def timed(
-    step: Callable[[], object], runs: int, sync: Callable[[], None], tick: Callable[[], None]
+    step: Callable[[int], object], runs: int, sync: Callable[[], None], tick: Callable[[], None]
 ) -> tuple[list[float], object]:
-    """Seconds of each call of `step`, every rank started together and finished together."""
+    """Seconds of each call `step(i)`, i < runs, every rank started together and finished
+    together; and the last call's result."""
     seconds, result = [], None
-    for _ in range(runs):
+    for index in range(runs):
         torch.distributed.barrier()
         sync()
         start = time.perf_counter()
-        result = step()
+        result = step(index)
         sync()
         torch.distributed.barrier()
         seconds.append(time.perf_counter() - start)

@@ -1,4 +1,6 @@
-"""--verify: the same inputs through the whole model in one process, compared with the layout."""
+"""--verify: the same inputs through the whole model in one process, with the same KV cache,
+compared with the layout: prefill outputs, every decode step's outputs, and for a model with a
+vocabulary the greedy next token of every sequence."""
 
 from dataclasses import dataclass
 
@@ -8,8 +10,8 @@ import torch.distributed as torch_dist
 from layerwise.config import RunConfig
 from layerwise.layouts import Layout
 from layerwise.runtime.distributed import singleton_groups
-from layerwise.runtime.inputs import prefill_chunks
-from layerwise.runtime.model import TORCH_DTYPES, PresetLayer
+from layerwise.runtime.inputs import decode_tokens, prefill_chunks
+from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
 
 TOLERANCE = {"fp32": 1e-4, "fp16": 1e-2, "bf16": 3e-2}  # max |error| / max |reference|
 VERIFY_BYTES = 256 * 2**20  # compare every chunk up to this much output, else the first one
@@ -17,22 +19,39 @@ VERIFY_BYTES = 256 * 2**20  # compare every chunk up to this much output, else t
 
 @dataclass(frozen=True)
 class Verdict:
+    """Errors over `chunks` prefill outputs and `decode_steps` decode steps; `greedy_match`:
+    every argmax token agrees (None without a vocabulary)."""
+
     chunks: int
     max_abs_error: float
     relative_error: float
     tolerance: float
+    decode_steps: int = 0
+    greedy_match: bool | None = None
 
     @property
     def ok(self) -> bool:
-        return self.relative_error <= self.tolerance
+        return self.relative_error <= self.tolerance and self.greedy_match is not False
 
 
 def chunk_shape(config: RunConfig, layout: Layout) -> tuple[int, ...]:
-    """A prefill chunk's input and output: [tokens, hidden] (dense) or [seq, rows, hidden]."""
-    hidden = config.model.hidden
-    if config.model.kind == "dense":
-        return (layout.chunk_tokens, hidden)
-    return (config.workload.seq_len, layout.micro_batch_rows, hidden)
+    """A prefill chunk's output: [tokens, hidden] (dense), [seq, rows, hidden], or the last
+    position's logits [1, rows, vocab]."""
+    model = config.model
+    if model.kind == "dense":
+        return (layout.chunk_tokens, model.hidden)
+    if model.vocab_size:
+        return (1, layout.micro_batch_rows, model.vocab_size)
+    return (config.workload.seq_len, layout.micro_batch_rows, model.hidden)
+
+
+def decode_shape(config: RunConfig, layout: Layout) -> tuple[int, ...]:
+    """A decode micro-batch's output: [rows, hidden] (dense) or [1, rows, hidden or vocab]."""
+    model = config.model
+    rows = config.workload.batch_size // layout.replicas // layout.decode_micro_batches
+    if model.kind == "dense":
+        return (rows, model.hidden)
+    return (1, rows, model.vocab_size or model.hidden)
 
 
 def chunks_to_verify(config: RunConfig, layout: Layout) -> int:
@@ -66,39 +85,77 @@ def gather_to_rank0(
     return received
 
 
-def reference(config: RunConfig, chunks: list[torch.Tensor], device, groups) -> list[torch.Tensor]:
-    """The chunks through all layers at TP=1, in this one process."""
+def _forward(layers, hidden: torch.Tensor) -> torch.Tensor:
+    for layer in layers:
+        hidden = layer(hidden)
+    return hidden
+
+
+def reference(
+    config: RunConfig, layout: Layout, device, groups, replica: int = 0
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A replica's prefill chunk outputs and decode step outputs (micro-batch by micro-batch,
+    step by step) through all layers at TP=1 in this one process, with one KV cache."""
     dtype = TORCH_DTYPES[config.run.dtype]
+    cache = stage_cache(config, layout, device)
     layers = [
-        PresetLayer(config.model, index, config.run.seed, dtype, device, groups)
-        for index in range(config.model.num_layers)
+        PresetLayer(config.model, index, config.run.seed, dtype, device, groups, cache)
+        for index in range(config.model.pipeline_layers)
     ]
-    outputs = []
+    prefill, decode = [], []
     with torch.no_grad():
-        for hidden in chunks:
-            for layer in layers:
-                hidden = layer(hidden)
-            outputs.append(hidden)
-    return outputs
+        if cache is not None:
+            cache.start(0)
+        chunks = prefill_chunks(config, layout, replica, device)
+        prefill = [_forward(layers, chunk) for chunk in chunks]
+        for step in range(config.workload.decode_steps):
+            if cache is not None:
+                cache.start(config.workload.seq_len + step)
+            tokens = decode_tokens(config, layout, replica, device, step)
+            decode += [_forward(layers, micro_batch) for micro_batch in tokens]
+    return prefill, decode
 
 
-def compare(pipeline: list[torch.Tensor], expected: list[torch.Tensor], dtype: str) -> Verdict:
+def compare(pipeline: list[torch.Tensor], expected: list[torch.Tensor]) -> tuple[float, float]:
+    """(max |error|, that over max |reference|) over paired tensors."""
+    if not expected:
+        return 0.0, 0.0
     error = max(float((p.float() - e.float()).abs().max()) for p, e in zip(pipeline, expected))
     scale = max(float(e.float().abs().max()) for e in expected)
-    return Verdict(len(expected), error, error / scale if scale else error, TOLERANCE[dtype])
+    return error, error / scale if scale else error
+
+
+def greedy_match(pipeline: list[torch.Tensor], expected: list[torch.Tensor]) -> bool:
+    """Every position's argmax over the vocabulary agrees."""
+    return all(torch.equal(p.argmax(-1), e.argmax(-1)) for p, e in zip(pipeline, expected))
 
 
 def verify_outputs(
-    config: RunConfig, layout: Layout, rank: int, world_size: int, outputs: list | None, device
+    config: RunConfig,
+    layout: Layout,
+    rank: int,
+    world_size: int,
+    outputs: list | None,
+    decoded: list,
+    device,
 ) -> Verdict | None:
-    """Called on every rank after a prefill; the verdict on rank 0, None elsewhere."""
+    """Called on every rank after the prefills and decode steps (`decoded`: each step's
+    outputs); the verdict on rank 0, None elsewhere."""
     count = chunks_to_verify(config, layout)
     groups = singleton_groups(world_size, config.run.timeout_s)  # every rank creates groups
     dtype = TORCH_DTYPES[config.run.dtype]
-    got = gather_to_rank0(
-        outputs, count, output_rank(layout), rank, chunk_shape(config, layout), dtype, device
+    source = output_rank(layout)
+    got = gather_to_rank0(outputs, count, source, rank, chunk_shape(config, layout), dtype, device)
+    steps = [t for step in decoded for t in step] if rank == source else None
+    step_count = len(decoded) * layout.decode_micro_batches
+    got_steps = gather_to_rank0(
+        steps, step_count, source, rank, decode_shape(config, layout), dtype, device
     )
     if rank != 0:
         return None
-    chunks = prefill_chunks(config, layout, replica=0, device=device, count=count)
-    return compare(got, reference(config, chunks, device, groups), config.run.dtype)
+    prefill, decode = reference(config, layout, device, groups)
+    error, relative = compare(got + got_steps, prefill[:count] + decode[:step_count])
+    greedy = None
+    if config.model.vocab_size:
+        greedy = greedy_match(got + got_steps, prefill[:count] + decode[:step_count])
+    return Verdict(count, error, relative, TOLERANCE[config.run.dtype], len(decoded), greedy)
