@@ -50,7 +50,7 @@ def main() -> None:
     def timed(inputs, position: int) -> float:
         """Seconds to run `inputs` (micro-batches) through every layer from cache `position`."""
         if cache is not None:
-            cache.start(position)
+            cache.start(position, len(inputs))
         sync()
         start = time.perf_counter()
         with torch.no_grad():

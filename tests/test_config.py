@@ -159,6 +159,20 @@ def test_micro_batches_must_divide(seed_data):
     )
 
 
+def test_decode_micro_batches_must_divide_each_pipelines_sequences(seed_data):
+    seed_data["baseline"]["decode_micro_batches"] = 5
+    seed_data["layerwise"].update(replicas=2, decode_micro_batches=3)
+    problems = problems_of(seed_data)
+    assert "baseline.decode_micro_batches = 5 must divide the 128 sequences" in problems[0]
+    assert any(
+        "layerwise.decode_micro_batches = 3 must divide the 64 sequences" in p for p in problems
+    )
+    seed_data["baseline"]["decode_micro_batches"] = 8
+    seed_data["layerwise"]["decode_micro_batches"] = 16
+    plan = make_plan(parse_config(seed_data))
+    assert plan.baseline.decode_micro_batches == 8 and plan.layerwise.decode_micro_batches == 16
+
+
 def test_model_that_does_not_fit_hbm(seed_data):
     seed_data["model"] = {"preset": "seed-dense", "num_layers": 4096}
     for mode in ("baseline", "layerwise"):

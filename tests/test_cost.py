@@ -12,6 +12,7 @@ from layerwise.cost import (
     allreduce_time,
     boundary_bytes,
     bubble_fraction,
+    decode_period,
     gemm_tflops,
     kernel_time,
     kv_bytes_per_token,
@@ -216,3 +217,12 @@ def test_boundary_bytes_token_ids_in_last_position_logits_out():
     assert boundary_bytes(LLAMA_8B, 33, chunk, 2) == tokens * 4096 * 2  # into the head
     assert boundary_bytes(LLAMA_8B, 34, chunk, 2) == sequences * 128256 * 2  # logits out
     assert boundary_bytes(DENSE, 0, chunk, 2) == tokens * 16384 * 2
+
+
+def test_decode_streams_only_with_a_micro_batch_per_stage():
+    """Stages of 1, 2 and 1 ms, 4 steps. Three micro-batches fill the three stages: the 12
+    micro-batch steps run as one pipeline, (4 + 11 x 2) / 4 = 6.5 ms a step. Two cannot: a
+    sequence's next token waits for its trip, each step fills and drains, 4 + 1 x 2 = 6 ms."""
+    assert decode_period([1.0, 2.0, 1.0], 3, 4) == (6.5, True)
+    assert decode_period([1.0, 2.0, 1.0], 2, 4) == (6.0, False)
+    assert decode_period([2.0], 1, 4) == (2.0, True)  # one stage: nothing to fill

@@ -54,6 +54,8 @@ class BaselineOptions:
     pipeline_parallel: int = field(default=2, metadata={"min": 1})
     micro_batches: int | Auto = "auto"
     """Micro-batches per prefill batch (whole sequences each), or "auto": the planner's best."""
+    decode_micro_batches: int | Auto = "auto"
+    """Micro-batches per decode step (sequences each), or "auto": the planner's best."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class LayerwiseOptions:
     """Share of L2 that activation tiles and resident weights may use."""
     micro_batches: int | Auto = "auto"
     """Chunks per replica's prefill batch, or "auto": the planner chooses the chunk size."""
+    decode_micro_batches: int | Auto = "auto"
+    """Micro-batches per decode step of a replica's sequences, or "auto": the planner's best.
+    As many as the pipeline has stages (or more) stream decode steps through it."""
     replicas: int | Auto = "auto"
     """Data-parallel copies of the pipeline; stages = gpus / replicas. "auto": best predicted."""
 
@@ -228,6 +233,9 @@ def layout_problems(
     problems += micro_batch_problems(
         "baseline", baseline.micro_batches, workload.batch_size, model, workload
     )
+    problems += decode_micro_batch_problems(
+        "baseline", baseline.decode_micro_batches, workload.batch_size
+    )
     replicas = layerwise.replicas
     if replicas == "auto":
         replicas = auto_replicas(model, gpus, workload.batch_size)
@@ -257,6 +265,9 @@ def layout_problems(
                 workload.batch_size // replicas,
                 model,
                 workload,
+            )
+            problems += decode_micro_batch_problems(
+                "layerwise", layerwise.decode_micro_batches, workload.batch_size // replicas
             )
     return problems
 
@@ -362,6 +373,16 @@ def replica_counts(model: ModelSpec, gpus: int, batch_size: int) -> list[int]:
 def auto_replicas(model: ModelSpec, gpus: int, batch_size: int) -> int | None:
     """ "auto": the deepest pipeline (fewest replicas) possible; one replica when layers >= GPUs."""
     return min(replica_counts(model, gpus, batch_size), default=None)
+
+
+def decode_micro_batch_problems(section: str, micro_batches: int | str, sequences: int) -> list:
+    """A decode micro-batch holds whole sequences, the same number in each."""
+    if micro_batches == "auto" or (micro_batches >= 1 and sequences % micro_batches == 0):
+        return []
+    return [
+        f"{section}.decode_micro_batches = {micro_batches} must divide the {sequences} "
+        f"sequences per pipeline (equal micro-batches)"
+    ]
 
 
 def micro_batch_problems(

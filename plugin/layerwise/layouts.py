@@ -9,7 +9,7 @@ smaller chunk (less memory). Layer indices are pipeline-layer indices (ModelSpec
 from dataclasses import dataclass
 
 from layerwise.config import Mode, RunConfig, auto_replicas
-from layerwise.cost import bubble_fraction, pipeline_time, utilisation
+from layerwise.cost import bubble_fraction, decode_period, pipeline_time, utilisation
 from layerwise.errors import CapacityError
 from layerwise.grid import RankGrid, layerwise_grid
 from layerwise.layers import (
@@ -79,7 +79,11 @@ class Layout:
     prefill_s: float
     tps: float
     tpot_s: float
+    """Seconds per decode step of the replica's whole batch: a sequence's time per token."""
     decode_micro_batches: int
+    decode_streamed: bool
+    """Decode steps stream through the pipeline (decode_micro_batches >= stages), else each
+    step fills and drains it (cost.decode_period)."""
     decode_tps: float
     bubble_fraction: float
     utilisation: float
@@ -124,17 +128,24 @@ def decode_step(
     boundaries: tuple[int, ...],
     placed: PartitionProblem,
     in_l2: list[bool],
-) -> tuple[int, list[float], float]:
+) -> tuple[int, list[float], float, bool]:
     """The fastest decode step of all the replica's sequences: (micro-batches, stage times of
-    one micro-batch, step time). Splitting pays when attention over the KV cache, not the
-    weights, dominates a stage: micro-batches then overlap across stages."""
+    one micro-batch, seconds per step, streamed). Splitting pays when the pipeline can stream
+    steps (micro-batches >= stages keep every stage busy) or when attention over the KV cache,
+    not the weights, dominates a stage."""
     options = []
-    for micro_batches in divisor_ladder(setting.sequences):
+    steps = max(1, config.workload.decode_steps)
+    chosen = (
+        config.baseline if setting.mode == "baseline" else config.layerwise
+    ).decode_micro_batches
+    candidates = divisor_ladder(setting.sequences) if chosen == "auto" else [chosen]
+    for micro_batches in candidates:
         sequences = setting.sequences // micro_batches
         times = decode_stage_times(config, setting, boundaries, sequences, placed, in_l2)
-        options.append((pipeline_time(times, micro_batches), micro_batches, times))
-    step, micro_batches, times = min(options, key=lambda option: option[:2])
-    return micro_batches, times, step
+        period, streamed = decode_period(times, micro_batches, steps)
+        options.append((period, micro_batches, times, streamed))
+    step, micro_batches, times, streamed = min(options, key=lambda option: option[:2])
+    return micro_batches, times, step, streamed
 
 
 def price(
@@ -158,7 +169,7 @@ def price(
         _fits_l2(config, weights[stop] - weights[first])
         for first, stop in zip(boundaries, boundaries[1:])
     ]
-    decode_micro_batches, decode_times, tpot = decode_step(
+    decode_micro_batches, decode_times, tpot, streamed = decode_step(
         config, setting, boundaries, placed, in_l2
     )
     last = setting.num_stages - 1
@@ -205,6 +216,7 @@ def price(
         setting.replicas * setting.sequences * config.workload.seq_len / prefill,
         tpot,
         decode_micro_batches,
+        streamed,
         setting.replicas * setting.sequences / tpot,
         max(0.0, bubble_fraction(times, micro_batches)),
         utilisation(times, micro_batches),

@@ -3,7 +3,13 @@
 from dataclasses import dataclass, replace
 
 from layerwise.baseline import plan_baseline
-from layerwise.config import Mode, RunConfig, micro_batch_problems, replica_counts
+from layerwise.config import (
+    Mode,
+    RunConfig,
+    decode_micro_batch_problems,
+    micro_batch_problems,
+    replica_counts,
+)
 from layerwise.cost import model_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.explain import explain
@@ -110,11 +116,11 @@ def replica_options(config: RunConfig) -> tuple[tuple[int, float, float], ...]:
     options = []
     for replicas in replica_counts(config.model, config.hardware.gpus, config.workload.batch_size):
         sequences = config.workload.batch_size // replicas
-        micro_batches = config.layerwise.micro_batches
+        options_of = config.layerwise
         if micro_batch_problems(
-            "layerwise", micro_batches, sequences, config.model, config.workload
-        ):
-            continue  # the configured micro-batch count does not split this replica's batch
+            "layerwise", options_of.micro_batches, sequences, config.model, config.workload
+        ) or decode_micro_batch_problems("layerwise", options_of.decode_micro_batches, sequences):
+            continue  # the configured micro-batch counts do not split this replica's batch
         try:
             layout = plan_layerwise(config, replicas)
         except CapacityError:

@@ -34,7 +34,8 @@ def test_deepspeed_launcher_runs_mock_llama_baseline_with_verify(tmp_path):
     assert data["mode"] == "baseline" and data["world_size"] == 4 and data["ok"]
     measured = data["measured"]
     assert data["predicted"]["tps"] > 0 and measured["tps"] > 0
-    assert len(measured["prefill_s"]) == 2 and len(measured["decode_s"]) == 8 - 1  # 1 warm-up
+    # 2 timed runs of each (after 1 warm-up): a prefill batch; 8 decode steps, per step
+    assert len(measured["prefill_s"]) == 2 and len(measured["decode_s"]) == 2
     assert measured["tpot_ms"] > 0 and measured["decode_tps"] == 8 / measured["tpot_ms"] * 1e3
     assert data["verify"]["ok"] and data["verify"]["relative_error"] <= 1e-4
     assert data["verify"]["decode_steps"] == 8 and data["verify"]["greedy_match"] is True

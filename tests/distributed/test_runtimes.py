@@ -55,6 +55,13 @@ def test_layout_equals_single_process_reference(ranks, key):
         assert entry["max_abs_error"] <= RELATIVE * entry["scale"], (rank, entry)
 
 
+def test_decode_runs_both_streamed_and_step_by_step_on_pipelines(ranks):
+    """The scenarios cover both decode schedules on pipelines of several stages."""
+    entries = [ranks[0]["layouts"][key] for key in LAYOUTS]
+    streamed = {entry["decode_streamed"] for entry in entries if entry["stages"] > 1}
+    assert streamed == {True, False}
+
+
 @pytest.mark.parametrize("key", LAYOUTS)
 def test_each_rank_builds_exactly_its_planned_layers(ranks, key):
     replicas, stages, tp = shape(key)

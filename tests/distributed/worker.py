@@ -89,10 +89,12 @@ def layout_scenario(env, name: str, changes: dict, groups) -> tuple[dict, list |
     first = place.stage == 0
     chunks = prefill_chunks(config, layout, place.replica, CPU) if first else None
     outputs = adapter.prefill(chunks)
-    decoded = []
-    for step in range(config.workload.decode_steps):
-        tokens = decode_tokens(config, layout, place.replica, CPU, step) if first else None
-        decoded.append(adapter.decode_step(tokens, step))
+    decoded = adapter.decode(
+        [
+            decode_tokens(config, layout, place.replica, CPU, step) if first else None
+            for step in range(config.workload.decode_steps)
+        ]
+    )
     stage = layout.stages[place.stage]
     entry = {
         "built": built_layers(adapter),
@@ -100,6 +102,8 @@ def layout_scenario(env, name: str, changes: dict, groups) -> tuple[dict, list |
         "place": [place.replica, place.stage, place.tensor],
         "holds_outputs": outputs is not None,
         "layers": config.model.pipeline_layers,
+        "decode_streamed": layout.decode_streamed,
+        "stages": len(layout.stages),
     }
     steps = [t for step in decoded for t in step] if outputs is not None else None
     if outputs is not None:

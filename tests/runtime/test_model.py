@@ -180,9 +180,9 @@ def test_bf16_layer_holds_bf16_parameters_and_tracks_fp32(groups, name):
 
 def test_cached_decode_equals_recomputing_the_whole_sequence(groups):
     """mock-llama (embedding, GQA 4:1, SwiGLU, RMSNorm, RoPE, tied head) with megatron's static
-    KV cache, two sequences fed as two micro-batches of one row: each decode step's logits equal
-    a cache-free forward over prompt + the tokens so far (so the cache rows, positions and
-    rotary offsets are right)."""
+    KV cache, two sequences fed as two micro-batches of one row, decode steps streamed: each
+    step's logits equal a cache-free forward over prompt + the tokens so far (so the cache rows,
+    positions and rotary offsets are right)."""
     from layerwise.runtime.kv_cache import KVCache
     from layerwise.runtime.model import rotary_table
 
@@ -204,12 +204,12 @@ def test_cached_decode_equals_recomputing_the_whole_sequence(groups):
         return ids
 
     cached, plain = layers(cache), layers(None)
-    cache.start(0)
+    cache.start(0, rows)
     for row in range(rows):
         run(cached, tokens[:prompt_len, row : row + 1])
+    cache.start(prompt_len, rows)  # every step streamed: the k-th call is row k % 2, step k // 2
     for step in range(steps):
         position = prompt_len + step
-        cache.start(position)
         for row in range(rows):
             got = run(cached, tokens[position : position + 1, row : row + 1])
             expected = run(plain, tokens[: position + 1, row : row + 1])

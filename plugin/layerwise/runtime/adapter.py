@@ -5,6 +5,7 @@ whole megatron-core layers) and `megatron_tp_pp.MegatronTPxPP` (megatron-core's 
 layers and forward-only pipeline schedule). Adding a layout = one file + one line below.
 """
 
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -22,11 +23,36 @@ class Adapter(Protocol):
         chunks on a first-stage rank (None elsewhere); each chunk's output on the replica's last
         stage, None elsewhere."""
 
-    def decode_step(
-        self, tokens: list[torch.Tensor] | None, step: int
-    ) -> list[torch.Tensor] | None:
-        """Decode step `step`: one new token per sequence, in the plan's decode micro-batches,
-        attending over the cache of the prompt and the steps before; as `prefill`."""
+    def decode(self, steps: list[list[torch.Tensor] | None]) -> list[list[torch.Tensor]] | None:
+        """Every decode step after the prefill: one new token per sequence per step, in the
+        plan's decode micro-batches, each attending over the cache of its prompt and steps
+        before. Streamed as one run of steps x micro-batches when the plan says so, else one
+        run per step. Inputs per step on a first-stage rank (None elsewhere); outputs per step
+        on the replica's last stage, None elsewhere."""
+
+
+def flatten(steps: list[list[torch.Tensor] | None]) -> list[torch.Tensor] | None:
+    """Every step's micro-batches in order, or None where this rank reads no input."""
+    if not steps or steps[0] is None:
+        return None
+    return [item for step in steps for item in step]
+
+
+def per_step(outputs: list[torch.Tensor] | None, micro_batches: int) -> list | None:
+    """A streamed run's outputs cut back into steps of `micro_batches`."""
+    if outputs is None:
+        return None
+    return [outputs[i : i + micro_batches] for i in range(0, len(outputs), micro_batches)]
+
+
+def run_decode(run: Callable, steps: list, layout: Layout, first_position: int) -> list | None:
+    """`run(inputs, micro_batches, position)` over all steps at once when the plan streams
+    decode, else once per step; outputs per step (None off the last stage)."""
+    count = layout.decode_micro_batches
+    if layout.decode_streamed:
+        return per_step(run(flatten(steps), len(steps) * count, first_position), count)
+    found = [run(step, count, first_position + index) for index, step in enumerate(steps)]
+    return None if found and found[0] is None else found
 
 
 def build_adapter(config: RunConfig, layout: Layout, place: Place, device: torch.device) -> Adapter:

@@ -18,6 +18,7 @@ from layerwise.errors import ConfigError
 from layerwise.grid import Place, RankGrid
 from layerwise.layouts import Layout
 from layerwise.plan import deepspeed_keys
+from layerwise.runtime.adapter import run_decode
 from layerwise.runtime.distributed import singleton_groups
 from layerwise.runtime.logs import quiet_prints
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
@@ -77,18 +78,17 @@ class LayerwisePipeline:
                 raise ConfigError([deepspeed_refusal(error)], config.source) from None
 
     def prefill(self, chunks):
-        if self.cache is not None:
-            self.cache.start(0)
-        return self._eval(chunks, self.layout.micro_batches)
+        return self._eval(chunks, self.layout.micro_batches, 0)
 
-    def decode_step(self, tokens, step: int):
-        if self.cache is not None:
-            self.cache.start(self.config.workload.seq_len + step)
-        return self._eval(tokens, self.layout.decode_micro_batches)
+    def decode(self, steps):
+        return run_decode(self._eval, steps, self.layout, self.config.workload.seq_len)
 
-    def _eval(self, inputs, count: int):
-        """One eval_batch of `count` micro-batches; stages that read no input get placeholders
-        (the last stage reads only the absent labels)."""
+    def _eval(self, inputs, count: int, position: int):
+        """One eval_batch of `count` micro-batches from cache `position`; stages that read no
+        input get placeholders (the last stage reads only the absent labels)."""
+        if self.cache is not None:
+            micro_batches = self.layout.decode_micro_batches if position else count
+            self.cache.start(position, micro_batches)
         items = inputs if inputs is not None else [torch.empty(0, device=self.device)] * count
         self.engine.total_loss = None
         self.engine.reset_activation_shape()

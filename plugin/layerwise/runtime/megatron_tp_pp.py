@@ -18,6 +18,7 @@ from torch import nn
 from layerwise.config import RunConfig
 from layerwise.grid import Place
 from layerwise.layouts import Layout
+from layerwise.runtime.adapter import run_decode
 from layerwise.runtime.distributed import megatron_groups
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, megatron_config, stage_cache
 
@@ -75,19 +76,25 @@ class MegatronTPxPP:
         self.schedule = get_forward_backward_func(pp_size=grid.dim("pipe"), vp_size=None)
 
     def prefill(self, chunks):
+        if self.cache is not None:
+            self.cache.start(0, self.layout.micro_batches)
         if self.config.model.kind == "dense":
             return self._run(chunks, self.layout.micro_batches, self.layout.chunk_tokens, 1)
-        self.cache.start(0)
         seq_len = self.config.workload.seq_len
         return self._run(chunks, self.layout.micro_batches, seq_len, self.layout.micro_batch_rows)
 
-    def decode_step(self, tokens, step: int):
+    def decode(self, steps):
+        return run_decode(self._decode, steps, self.layout, self.config.workload.seq_len)
+
+    def _decode(self, tokens, count: int, position: int):
+        """`count` decode micro-batches from cache `position`: [1, rows, hidden] between stages
+        ([rows, 1, hidden] for a dense model's [rows, hidden] tokens)."""
         sequences = self.config.workload.batch_size // self.layout.replicas
         rows = sequences // self.layout.decode_micro_batches
-        if self.config.model.kind == "dense":
-            return self._run(tokens, self.layout.decode_micro_batches, rows, 1)
-        self.cache.start(self.config.workload.seq_len + step)
-        return self._run(tokens, self.layout.decode_micro_batches, 1, rows)
+        if self.cache is None:
+            return self._run(tokens, count, rows, 1)
+        self.cache.start(position, self.layout.decode_micro_batches)
+        return self._run(tokens, count, 1, rows)
 
     def _run(self, inputs, count: int, seq_length: int, micro_batch_size: int):
         """One forward-only schedule over `count` micro-batches of [seq_length,

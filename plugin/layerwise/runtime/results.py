@@ -26,9 +26,10 @@ def describe(layout: Layout) -> str:
             f"{layout.replicas} replica(s) x {len(layout.stages)} stages, layers "
             f"{[stage.num_layers for stage in layout.stages]} (DeepSpeed pipeline)"
         )
+    decode = "streamed through the pipeline" if layout.decode_streamed else "a run per step"
     return (
         f"{shape}; prefill in {layout.micro_batches} chunk(s) of {layout.chunk_tokens:,} tokens"
-        f", decode in {layout.decode_micro_batches} micro-batch(es)"
+        f", decode in {layout.decode_micro_batches} micro-batch(es), {decode}"
     )
 
 
@@ -75,10 +76,7 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
         _row("1/TPS (ms)", predicted["inv_tps_ms"], measured["inv_tps_ms"], ".6f"),
     ]
     if not decode_s:
-        lines.append(
-            f"decode not timed: workload.decode_steps = {config.workload.decode_steps} leaves "
-            f"no step after run.warmup_iters = {config.run.warmup_iters} warm-up steps"
-        )
+        lines.append("decode not timed: workload.decode_steps = 0")
     results = {
         "mode": config.mode,
         "config": config.source,

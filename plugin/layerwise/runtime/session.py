@@ -22,19 +22,14 @@ MOCK_DEVICE = "cpu (mock)"
 
 @dataclass(frozen=True)
 class Measurement:
-    """Seconds per timed prefill batch and decode step (warm-up excluded: the first warmup_iters
-    prefills and the first warmup_iters of the decode steps that follow the last prefill), and
-    the verdict of --verify on rank 0."""
+    """Seconds per timed prefill batch, and per decode step (each timed run of all
+    workload.decode_steps steps after the prefill, divided by the steps), warm-up runs excluded;
+    and the verdict of --verify on rank 0."""
 
     device: str
     prefill_s: tuple[float, ...]
     decode_s: tuple[float, ...]
     verdict: "Verdict | None"
-
-
-def decode_measured(config: RunConfig) -> bool:
-    """Decode is timed over `workload.decode_steps` steps after the prefill, warm-up excluded."""
-    return config.workload.decode_steps > config.run.warmup_iters
 
 
 def run(config: RunConfig, layout: Layout, env: DistEnv, verify: bool) -> Measurement:
@@ -62,7 +57,7 @@ def _measure(
     place = layout.grid.place(env.rank)
     adapter = build_adapter(config, layout, place, device)
     first_stage = place.stage == 0
-    steps = config.workload.decode_steps if decode_measured(config) else 0
+    steps = config.workload.decode_steps
     chunks = inputs.prefill_chunks(config, layout, place.replica, device) if first_stage else None
     tokens = [
         inputs.decode_tokens(config, layout, place.replica, device, step) if first_stage else None
@@ -70,16 +65,13 @@ def _measure(
     ]
     runs = config.run.warmup_iters + config.run.timed_iters
     sync = torch.cuda.synchronize if cuda else (lambda: None)
-    bar = tqdm(total=runs + steps, desc=f"{layout.mode} run", disable=not env.is_main, delay=2.0)
-    decoded = []
+    decode_runs = runs if steps else 0
+    bar = tqdm(
+        total=runs + decode_runs, desc=f"{layout.mode} run", disable=not env.is_main, delay=2.0
+    )
     with bar:
         prefill_s, outputs = timed(lambda _: adapter.prefill(chunks), runs, sync, bar.update)
-        decode_s, _ = timed(
-            lambda step: decoded.append(adapter.decode_step(tokens[step], step)),
-            steps,
-            sync,
-            bar.update,
-        )
+        decode_s, decoded = timed(lambda _: adapter.decode(tokens), decode_runs, sync, bar.update)
     verdict = None
     if verify:
         verdict = verify_outputs(config, layout, env.rank, env.world_size, outputs, decoded, device)
@@ -88,7 +80,7 @@ def _measure(
     return Measurement(
         torch.cuda.get_device_name(device) if cuda else MOCK_DEVICE,
         tuple(prefill_s[warmup:]),
-        tuple(decode_s[warmup:]),
+        tuple(seconds / steps for seconds in decode_s[warmup:]),
         verdict,
     )
 

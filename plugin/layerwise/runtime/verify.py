@@ -104,14 +104,14 @@ def reference(
     ]
     prefill, decode = [], []
     with torch.no_grad():
-        if cache is not None:
-            cache.start(0)
         chunks = prefill_chunks(config, layout, replica, device)
+        if cache is not None:
+            cache.start(0, len(chunks))
         prefill = [_forward(layers, chunk) for chunk in chunks]
         for step in range(config.workload.decode_steps):
-            if cache is not None:
-                cache.start(config.workload.seq_len + step)
             tokens = decode_tokens(config, layout, replica, device, step)
+            if cache is not None:
+                cache.start(config.workload.seq_len + step, len(tokens))
             decode += [_forward(layers, micro_batch) for micro_batch in tokens]
     return prefill, decode
 
@@ -136,18 +136,19 @@ def verify_outputs(
     rank: int,
     world_size: int,
     outputs: list | None,
-    decoded: list,
+    decoded: list | None,
     device,
 ) -> Verdict | None:
     """Called on every rank after the prefills and decode steps (`decoded`: each step's
-    outputs); the verdict on rank 0, None elsewhere."""
+    outputs where this rank holds them); the verdict on rank 0, None elsewhere."""
     count = chunks_to_verify(config, layout)
     groups = singleton_groups(world_size, config.run.timeout_s)  # every rank creates groups
     dtype = TORCH_DTYPES[config.run.dtype]
     source = output_rank(layout)
     got = gather_to_rank0(outputs, count, source, rank, chunk_shape(config, layout), dtype, device)
-    steps = [t for step in decoded for t in step] if rank == source else None
-    step_count = len(decoded) * layout.decode_micro_batches
+    steps = [t for step in decoded or [] for t in step] if rank == source else None
+    decode_steps = config.workload.decode_steps
+    step_count = decode_steps * layout.decode_micro_batches
     got_steps = gather_to_rank0(
         steps, step_count, source, rank, decode_shape(config, layout), dtype, device
     )
@@ -158,4 +159,4 @@ def verify_outputs(
     greedy = None
     if config.model.vocab_size:
         greedy = greedy_match(got + got_steps, prefill[:count] + decode[:step_count])
-    return Verdict(count, error, relative, TOLERANCE[config.run.dtype], len(decoded), greedy)
+    return Verdict(count, error, relative, TOLERANCE[config.run.dtype], decode_steps, greedy)
