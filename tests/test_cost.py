@@ -176,8 +176,18 @@ def test_swiglu_block_flops_and_weights(tp):
     swiglu = kernels[names.index("swiglu")]
     assert swiglu.activation_bytes == s * (2 * 14336 + 14336) * 2 / tp  # read gate, up; write
     rope = kernels[names.index("rope")]
-    assert rope.activation_bytes == 2 * s * (4096 + 1024) * 2 / tp  # q and k, read and write
+    # q and k, 12 full passes each (negate 1, cat 2, two multiplies 2 each, add 3, cat 2)
+    assert rope.activation_bytes == 12 * s * (4096 + 1024) * 2 / tp
     assert layer_flops(LLAMA_8B, s, 1) * s == pytest.approx(by_hand * tp)
+
+
+def test_decode_rotates_the_whole_cached_k_every_step():
+    """megatron-core's static cache keeps K unrotated: a decode step of 8 sequences at context
+    2,048 rotates 8 queries and 8 x 2,048 cached keys (1,024 wide in Llama 3.1 8B)."""
+    step = Chunk(8, 8, 2048, True)
+    kernels = layer_kernels(LLAMA_8B, 1, step, 1, 2)
+    rope = kernels[[k.name for k in kernels].index("rope")]
+    assert rope.activation_bytes == 12 * (8 * 4096 + 8 * 2048 * 1024) * 2
 
 
 def test_embedding_and_head_costs_and_collectives():

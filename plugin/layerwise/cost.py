@@ -179,6 +179,22 @@ def _attention(model: ModelSpec, chunk: Chunk, tp: int, dtype_bytes: int) -> Ker
     return Kernel("attention", "attention", flops, 0.0, float(moved))
 
 
+ROPE_PASSES = 12
+"""Full-size reads and writes of megatron-core's unfused rotary embedding of a [s, b, heads, d]
+tensor: rotate_half's negate (1) and cat (2), two multiplies (2 each), the add (3), the
+closing cat (2)."""
+
+
+def _rope(chunk: Chunk, q_width: int, kv_width: int, dtype_bytes: int) -> Kernel:
+    """Rotary embedding of the queries and of the keys. megatron-core's static-batching cache
+    keeps keys unrotated and rotates the whole cached K at every decode step (its flash-decode
+    path, which needs flash-attn, stores them rotated), so a decode step rotates context x kv
+    per sequence, not one token's."""
+    keys = chunk.sequences * chunk.context if chunk.decode else chunk.tokens
+    elements = chunk.tokens * q_width + keys * kv_width
+    return Kernel("rope", "elementwise", 0.0, 0.0, float(ROPE_PASSES * elements * dtype_bytes))
+
+
 def gpt_kernels(model: ModelSpec, chunk: Chunk, tp: int, dtype_bytes: int) -> list[Kernel]:
     """Pre-norm transformer block, Megatron's column/row split of attention and MLP: QKV is
     a + 2 kv wide, a gated MLP's fc1 2 f wide (gate and up), each divided by the TP degree."""
@@ -186,8 +202,8 @@ def gpt_kernels(model: ModelSpec, chunk: Chunk, tp: int, dtype_bytes: int) -> li
     a, kv, f = model.attention_width // tp, model.kv_width // tp, model.ffn_hidden // tp
     up = 2 * f if model.gated_mlp else f
     kernels = [_elementwise(f"{model.norm}_1", m, h, 2, b), _gemm("qkv", m, h, a + 2 * kv, b)]
-    if model.rope:  # rotate q and k in place: read and write both
-        kernels.append(_elementwise("rope", m, a + kv, 2, b))
+    if model.rope:
+        kernels.append(_rope(chunk, a, kv, b))
     kernels += [
         _attention(model, chunk, tp, b),
         _gemm("attention_proj", m, a, h, b),

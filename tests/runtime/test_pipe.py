@@ -21,11 +21,13 @@ def test_compare_reports_relative_error_and_fails_above_tolerance():
     assert Verdict(1, 0.0, 0.0, 1e-4).ok and not Verdict(1, 1.0, 0.25, 1e-4).ok
 
 
-def test_greedy_tokens_must_all_agree():
-    logits = [torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])]
-    close = [logits[0] + 0.01]
-    flipped = [torch.tensor([[0.1, 0.9, 0.0], [0.1, 0.8, 0.1]])]
-    assert greedy_match(logits, close) and not greedy_match(logits, flipped)
+def test_greedy_tokens_agree_wherever_the_error_cannot_flip_them():
+    reference = [torch.tensor([[0.1, 0.9, 0.0], [0.50, 0.49, 0.1]])]  # row 1: a near-tie
+    swapped_tie = [torch.tensor([[0.1, 0.9, 0.0], [0.49, 0.50, 0.1]])]
+    assert greedy_match(swapped_tie, reference, error=0.01) == (True, 1, 2)
+    assert greedy_match(swapped_tie, reference, error=0.001) == (False, 2, 2)
+    flipped = [torch.tensor([[0.9, 0.1, 0.0], [0.50, 0.49, 0.1]])]
+    assert greedy_match(flipped, reference, error=0.01) == (False, 1, 2)
     assert not Verdict(1, 0.0, 0.0, 1e-4, greedy_match=False).ok
 
 

@@ -90,7 +90,12 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
     verdict, ok = measurement.verdict, True
     if verdict is not None:
         ok = verdict.ok
-        greedy = {None: "", True: "; greedy tokens equal", False: "; greedy tokens DIFFER"}
+        decided, positions = verdict.greedy_decided
+        greedy = {
+            None: "",
+            True: f"; greedy tokens equal ({decided} of {positions} beyond a near-tie)",
+            False: "; greedy tokens DIFFER",
+        }
         lines.append(
             f"verify: {verdict.chunks} prefill chunk(s) and {verdict.decode_steps} decode "
             f"step(s) vs one process with the same KV cache: max abs error "
@@ -102,6 +107,7 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
             "chunks": verdict.chunks,
             "decode_steps": verdict.decode_steps,
             "greedy_match": verdict.greedy_match,
+            "greedy_decided": list(verdict.greedy_decided),
             "max_abs_error": verdict.max_abs_error,
             "relative_error": verdict.relative_error,
             "tolerance": verdict.tolerance,

@@ -20,7 +20,7 @@ VERIFY_BYTES = 256 * 2**20  # compare every chunk up to this much output, else t
 @dataclass(frozen=True)
 class Verdict:
     """Errors over `chunks` prefill outputs and `decode_steps` decode steps; `greedy_match`:
-    every argmax token agrees (None without a vocabulary)."""
+    the argmax token agrees wherever the error cannot flip it (None without a vocabulary)."""
 
     chunks: int
     max_abs_error: float
@@ -28,6 +28,8 @@ class Verdict:
     tolerance: float
     decode_steps: int = 0
     greedy_match: bool | None = None
+    greedy_decided: tuple[int, int] = (0, 0)
+    """(positions whose greedy token the error cannot flip, positions)."""
 
     @property
     def ok(self) -> bool:
@@ -125,9 +127,21 @@ def compare(pipeline: list[torch.Tensor], expected: list[torch.Tensor]) -> tuple
     return error, error / scale if scale else error
 
 
-def greedy_match(pipeline: list[torch.Tensor], expected: list[torch.Tensor]) -> bool:
-    """Every position's argmax over the vocabulary agrees."""
-    return all(torch.equal(p.argmax(-1), e.argmax(-1)) for p, e in zip(pipeline, expected))
+def greedy_match(
+    pipeline: list[torch.Tensor], expected: list[torch.Tensor], error: float
+) -> tuple[bool, int, int]:
+    """(every decided position's argmax agrees, positions decided, positions). A position is
+    decided when the reference's top two logits are more than 2 x `error` apart: a closer pair
+    can swap within the error the comparison allows (bf16 logits tie often; the order of
+    floating-point sums differs between kernels and between two builds of the same layers)."""
+    agree, decided, total = True, 0, 0
+    for got, reference in zip(pipeline, expected):
+        top = reference.float().topk(2, dim=-1)
+        clear = (top.values[..., 0] - top.values[..., 1]) > 2 * error
+        agree &= bool((got.float().argmax(-1) == top.indices[..., 0])[clear].all())
+        decided += int(clear.sum())
+        total += clear.numel()
+    return agree, decided, total
 
 
 def verify_outputs(
@@ -156,7 +170,17 @@ def verify_outputs(
         return None
     prefill, decode = reference(config, layout, device, groups)
     error, relative = compare(got + got_steps, prefill[:count] + decode[:step_count])
-    greedy = None
+    greedy, decided = None, (0, 0)
     if config.model.vocab_size:
-        greedy = greedy_match(got + got_steps, prefill[:count] + decode[:step_count])
-    return Verdict(count, error, relative, TOLERANCE[config.run.dtype], decode_steps, greedy)
+        greedy, *decided = greedy_match(
+            got + got_steps, prefill[:count] + decode[:step_count], error
+        )
+    return Verdict(
+        count,
+        error,
+        relative,
+        TOLERANCE[config.run.dtype],
+        decode_steps,
+        greedy,
+        tuple(decided),
+    )
