@@ -18,23 +18,7 @@ import time
 from pathlib import Path
 
 import torch
-
-from layerwise.config import load_config
-from layerwise.plan import make_plan
-from layerwise.runtime.distributed import init, read_env, singleton_groups
-from layerwise.runtime.inputs import decode_tokens, prefill_chunks
-from layerwise.runtime.mock import apply_cpu_mock_patches
-from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
-
-
-def build(config, layout, device, groups):
-    cache = stage_cache(config, layout, device)
-    dtype = TORCH_DTYPES[config.run.dtype]
-    layers = [
-        PresetLayer(config.model, i, config.run.seed, dtype, device, groups, cache)
-        for i in range(config.model.pipeline_layers)
-    ]
-    return layers, cache
+from raw_loop import OneProcess, build_layers, one_process
 
 
 def forward(layers, inputs):
@@ -47,14 +31,14 @@ def forward(layers, inputs):
     return outputs
 
 
-def generate(config, layout, layers, cache, chunks, steps):
+def generate(run: OneProcess, layers, cache) -> list[torch.Tensor]:
     """Prefill, then every decode step; the outputs in order."""
     if cache is not None:
-        cache.start(0, len(chunks))
-    outputs = forward(layers, chunks)
-    for step, tokens in enumerate(steps):
+        cache.start(0, len(run.chunks))
+    outputs = forward(layers, run.chunks)
+    for step, tokens in enumerate(run.steps):
         if cache is not None:
-            cache.start(config.workload.seq_len + step, len(tokens))
+            cache.start(run.config.workload.seq_len + step, len(tokens))
         outputs += forward(layers, tokens)
     return outputs
 
@@ -70,23 +54,11 @@ def main() -> None:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    config = load_config(args.config)
-    layout = make_plan(config).layerwise
-    cuda = torch.cuda.is_available()
-    if not cuda:
-        apply_cpu_mock_patches()
-    init(read_env(), cuda, config.run.timeout_s)
-    device = torch.device("cuda") if cuda else torch.device("cpu")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    groups = singleton_groups(1, config.run.timeout_s)
-    chunks = prefill_chunks(config, layout, 0, device)
-    steps = [
-        decode_tokens(config, layout, 0, device, step)
-        for step in range(config.workload.decode_steps)
-    ]
-    layers, cache = build(config, layout, device, groups)
-    first = generate(config, layout, layers, cache, chunks, steps)
-    again = generate(config, layout, *build(config, layout, device, groups), chunks, steps)
+    run = one_process(args.config)
+    config, steps, sync, cuda = run.config, run.steps, run.sync, run.device.type == "cuda"
+    layers, cache = build_layers(run)
+    first = generate(run, layers, cache)
+    again = generate(run, *build_layers(run))
     figures = {
         "repeat_max_abs_diff": max(
             float((a.float() - b.float()).abs().max()) for a, b in zip(first, again)

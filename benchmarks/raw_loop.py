@@ -1,6 +1,7 @@
 """The same layers, chunks, KV cache and decode steps as launch/infer.py, in a plain loop in one
 process (no DeepSpeed, no megatron schedule): the reference for the runtime's overhead. Prints
-prefill tokens/s and TPOT (median decode step after the warm-up steps).
+prefill tokens/s and TPOT (the median timed run of all decode steps, per step), timed as the
+runtime times them.
 
 Run: python benchmarks/raw_loop.py --config configs/gpu1_dense_layerwise.json [--json OUT]
 """
@@ -9,16 +10,70 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from layerwise.config import load_config
+from layerwise.config import RunConfig, load_config
+from layerwise.layouts import Layout
 from layerwise.plan import make_plan
 from layerwise.runtime.distributed import init, read_env, singleton_groups
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks
+from layerwise.runtime.kv_cache import KVCache
 from layerwise.runtime.mock import apply_cpu_mock_patches
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
+
+
+@dataclass(frozen=True)
+class OneProcess:
+    """A config's model set up in this one process: its layer-wise layout's chunking, the
+    device, a sync, process groups of this rank alone, replica 0's prefill chunks and the
+    inputs of every decode step."""
+
+    config: RunConfig
+    layout: Layout
+    device: torch.device
+    sync: Callable[[], None]
+    groups: object
+    chunks: list
+    steps: list
+
+
+def one_process(config_path: Path) -> OneProcess:
+    config = load_config(config_path)
+    layout = make_plan(config).layerwise
+    cuda = torch.cuda.is_available()
+    if not cuda:
+        apply_cpu_mock_patches()
+    init(read_env(), cuda, config.run.timeout_s)
+    device = torch.device("cuda") if cuda else torch.device("cpu")
+    steps = [
+        decode_tokens(config, layout, 0, device, step)
+        for step in range(config.workload.decode_steps)
+    ]
+    return OneProcess(
+        config,
+        layout,
+        device,
+        torch.cuda.synchronize if cuda else (lambda: None),
+        singleton_groups(1, config.run.timeout_s),
+        prefill_chunks(config, layout, 0, device),
+        steps,
+    )
+
+
+def build_layers(run: OneProcess) -> tuple[list, KVCache | None]:
+    """Every pipeline layer at TP=1 with one KV cache (None for dense models)."""
+    config = run.config
+    cache = stage_cache(config, run.layout, run.device)
+    dtype = TORCH_DTYPES[config.run.dtype]
+    layers = [
+        PresetLayer(config.model, i, config.run.seed, dtype, run.device, run.groups, cache)
+        for i in range(config.model.pipeline_layers)
+    ]
+    return layers, cache
 
 
 def main() -> None:
@@ -26,48 +81,39 @@ def main() -> None:
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
-    config = load_config(args.config)
-    layout = make_plan(config).layerwise
-    cuda = torch.cuda.is_available()
-    if not cuda:
-        apply_cpu_mock_patches()
-    init(read_env(), cuda, config.run.timeout_s)
-    device = torch.device("cuda") if cuda else torch.device("cpu")
-    sync = torch.cuda.synchronize if cuda else (lambda: None)
-    dtype = TORCH_DTYPES[config.run.dtype]
-    groups = singleton_groups(1, config.run.timeout_s)
-    cache = stage_cache(config, layout, device)
-    layers = [
-        PresetLayer(config.model, i, config.run.seed, dtype, device, groups, cache)
-        for i in range(config.model.pipeline_layers)
-    ]
-    chunks = prefill_chunks(config, layout, 0, device)
-    steps = [
-        decode_tokens(config, layout, 0, device, step)
-        for step in range(config.workload.decode_steps)
-    ]
+    run = one_process(args.config)
+    config, layout, chunks, steps, sync = run.config, run.layout, run.chunks, run.steps, run.sync
+    layers, cache = build_layers(run)
 
-    def timed(inputs, position: int) -> float:
-        """Seconds to run `inputs` (micro-batches) through every layer from cache `position`."""
+    def forward(inputs, position: int) -> None:
+        """`inputs` (micro-batches) through every layer from cache `position`."""
         if cache is not None:
             cache.start(position, len(inputs))
-        sync()
-        start = time.perf_counter()
         with torch.no_grad():
             for hidden in inputs:
                 for layer in layers:
                     hidden = layer(hidden)
+
+    def timed(work: Callable[[], None]) -> float:
+        sync()
+        start = time.perf_counter()
+        work()
         sync()
         return time.perf_counter() - start
 
-    warmup = config.run.warmup_iters
-    prefill = [timed(chunks, 0) for _ in range(warmup + config.run.timed_iters)][warmup:]
-    seq_len = config.workload.seq_len
-    decode = [timed(tokens, seq_len + step) for step, tokens in enumerate(steps)][warmup:]
+    def decode() -> None:
+        for step, tokens in enumerate(steps):
+            forward(tokens, config.workload.seq_len + step)
+
+    warmup, runs = config.run.warmup_iters, config.run.warmup_iters + config.run.timed_iters
+    prefill = [timed(lambda: forward(chunks, 0)) for _ in range(runs)][warmup:]
+    # like the runtime: whole runs of every step (each step's context is a new attention shape,
+    # whose kernel plan the warm-up runs build), per step
+    decode_s = [timed(decode) / len(steps) for _ in range(runs if steps else 0)][warmup:]
     figures = {
         "tps": layout.chunk_tokens * len(chunks) / statistics.median(prefill),
         "prefill_s": statistics.median(prefill),
-        "tpot_ms": statistics.median(decode) * 1e3 if decode else None,
+        "tpot_ms": statistics.median(decode_s) * 1e3 if decode_s else None,
     }
     print(json.dumps(figures))
     if args.json:

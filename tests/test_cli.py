@@ -49,6 +49,8 @@ def test_plan_prints_tables_and_writes_json_and_png(tmp_path):
             assert key in layout
         assert layout["inv_tps_ms"] == pytest.approx(1e3 / layout["tps"])
         assert sum(stage["num_layers"] for stage in layout["stages"]) == 16
+        streams = layout["decode_micro_batches"] >= layout["pipeline_stages"]
+        assert layout["decode_streamed"] is streams
     assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob(".*"))  # no temporary files left behind
 

@@ -73,7 +73,7 @@ def stage_table(layout: Layout) -> list[str]:
 
 def _summary_rows(layout: Layout | None, error: str) -> list[str]:
     if layout is None:
-        return ["does not fit: " + error] + [""] * 11
+        return ["does not fit: " + error] + [""] * 12
     return [
         f"TP {layout.tensor_parallel} x {len(layout.stages)} stages x {layout.replicas} replicas",
         f"{layout.chunk_tokens:,} x {layout.micro_batches:,}",
@@ -81,6 +81,7 @@ def _summary_rows(layout: Layout | None, error: str) -> list[str]:
         f"{layout.tpot_s * 1e3:.3f}",
         f"{1e3 / layout.tps:.6f}",
         f"{layout.decode_tps:,.0f}",
+        f"{layout.decode_micro_batches}, {'streamed' if layout.decode_streamed else 'per step'}",
         f"{layout.bubble_fraction:.1%}",
         f"{layout.utilisation:.1%}",
         f"{layout.comm_fraction:.1%}",
@@ -97,6 +98,7 @@ def summary_table(plan: Plan) -> list[str]:
         "TPOT (ms, one decode step)",
         "1/TPS (ms, the seed's 'TPOT')",
         "decode TPS (tokens/s)",
+        "decode micro-batches",
         "bubble (fill + drain)",
         "GPU utilisation",
         "communication share",
@@ -191,6 +193,8 @@ def layout_dict(layout: Layout | None, error: str) -> dict:
         "tpot_ms": layout.tpot_s * 1e3,
         "inv_tps_ms": 1e3 / layout.tps,
         "decode_tps": layout.decode_tps,
+        "decode_micro_batches": layout.decode_micro_batches,
+        "decode_streamed": layout.decode_streamed,
         "prefill_batch_s": layout.prefill_s,
         "bubble_fraction": layout.bubble_fraction,
         "utilisation": layout.utilisation,
