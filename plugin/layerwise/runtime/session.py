@@ -70,8 +70,8 @@ def _measure(
         total=runs + decode_runs, desc=f"{layout.mode} run", disable=not env.is_main, delay=2.0
     )
     with bar:
-        prefill_s, outputs = timed(lambda _: adapter.prefill(chunks), runs, sync, bar.update)
-        decode_s, decoded = timed(lambda _: adapter.decode(tokens), decode_runs, sync, bar.update)
+        prefill_s, outputs = timed(lambda: adapter.prefill(chunks), runs, sync, bar.update)
+        decode_s, decoded = timed(lambda: adapter.decode(tokens), decode_runs, sync, bar.update)
     verdict = None
     if verify:
         verdict = verify_outputs(config, layout, env.rank, env.world_size, outputs, decoded, device)
@@ -86,16 +86,16 @@ def _measure(
 
 
 def timed(
-    step: Callable[[int], object], runs: int, sync: Callable[[], None], tick: Callable[[], None]
+    step: Callable[[], object], runs: int, sync: Callable[[], None], tick: Callable[[], None]
 ) -> tuple[list[float], object]:
-    """Seconds of each call `step(i)`, i < runs, every rank started together and finished
+    """Seconds of each of `runs` calls of `step`, every rank started together and finished
     together; and the last call's result."""
     seconds, result = [], None
-    for index in range(runs):
+    for _ in range(runs):
         torch.distributed.barrier()
         sync()
         start = time.perf_counter()
-        result = step(index)
+        result = step()
         sync()
         torch.distributed.barrier()
         seconds.append(time.perf_counter() - start)
