@@ -151,7 +151,7 @@ def profile(env) -> dict:
     specs = [LayerSpec(Repeat, repeats, index) for index, repeats in enumerate(UNEVEN)]
     probe = torch.randn(256, 32, generator=torch.Generator().manual_seed(0))
     module = LayerwisePipelineModule(
-        specs, partition="profile", probe=probe, num_stages=env.world_size
+        specs, env.world_size, partition_method="profile", probe=probe, training=False
     )
     built = sorted(int(n) for n, _ in module.named_children() if n.isdigit())
     return {

@@ -63,7 +63,10 @@ class LayerwisePipeline:
         ]
         with quiet_prints():
             module = LayerwisePipelineModule(
-                specs, partition=boundaries(layout), topology=process_topology(layout.grid)
+                specs,
+                topology=process_topology(layout.grid),
+                boundaries=boundaries(layout),
+                training=False,  # inference: a plan may leave a stage without layers
             )
             if module.stage_id != place.stage:
                 raise RuntimeError(
