@@ -112,3 +112,45 @@ def test_written_files_get_the_permissions_the_umask_allows(tmp_path, umask):
     finally:
         os.umask(previous)
     assert (tmp_path / "out.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("suffix,magic", [(".svg", b"<?xml"), (".PDF", b"%PDF")])
+def test_plot_writes_the_format_its_suffix_names(tmp_path, suffix, magic):
+    out = tmp_path / f"timeline{suffix}"
+    done = plan("--config", str(CONFIGS / "mock_gpt_layerwise.json"), "--plot", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["timeline.jpg", "timeline"])
+def test_plot_suffix_without_a_format_is_refused_before_planning(tmp_path, name):
+    out, out_json = tmp_path / name, tmp_path / "plan.json"
+    done = plan(
+        "--config",
+        str(CONFIGS / "mock_gpt_layerwise.json"),
+        "--plot",
+        str(out),
+        "--json",
+        str(out_json),
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"--plot: {str(out)!r} must end in .png, .svg, .pdf" in done.stderr
+    assert not out.exists() and not out_json.exists() and done.stdout == ""
+
+
+def test_json_and_text_say_what_was_compared_for_the_objective(tmp_path):
+    config = json.loads((CONFIGS / "seed_gpt_baseline.json").read_text())
+    config["objective"] = "latency"
+    path, out_json = tmp_path / "latency.json", tmp_path / "plan.json"
+    path.write_text(json.dumps(config))
+    done = plan("--config", str(path), "--json", str(out_json))
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out_json.read_text())
+    assert data["objective"] == "latency" and data["recommended"] == "baseline"
+    assert data["compared"].startswith(
+        "baseline TP8 x PP2; layer-wise at 1, 2, 4, 8, 16 replicas; best for latency: baseline"
+    )
+    assert data["best_layerwise_replicas"] == data["layerwise"]["replicas"]
+    assert data["layerwise_replicas_searched"] == "all"
+    assert f"compared: {data['compared']}" in done.stdout
+    assert "objective 'latency'" in done.stdout

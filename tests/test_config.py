@@ -108,10 +108,81 @@ def test_explicit_replicas_leaving_more_stages_than_layers(seed_data):
 
 
 def test_fewer_layers_than_gpus_gets_replicas_by_default(seed_data):
+    """16 GPUs, 8 layers: "auto" chooses among 2, 4, 8 and 16 replicas (one replica would need
+    16 stages), the best predicted prefill throughput (the default objective)."""
     seed_data["model"] = {"preset": "seed-dense", "num_layers": 8}
     seed_data["baseline"] = {"tensor_parallel": 8, "pipeline_parallel": 2}
-    layout = make_plan(parse_config(seed_data)).layerwise
-    assert layout.replicas == 2 and len(layout.stages) == 8
+    plan = make_plan(parse_config(seed_data))
+    assert [replicas for replicas, _, _ in plan.replica_options] == [2, 4, 8, 16]
+    layout = plan.layerwise
+    assert layout.replicas * len(layout.stages) == 16
+    assert layout.tps >= max(tps for _, tps, _ in plan.replica_options) * 0.99
+
+
+def test_objective_defaults_to_throughput_and_is_checked(seed_data):
+    assert parse_config(seed_data).objective == "throughput"
+    seed_data["objective"] = "latency"
+    assert parse_config(seed_data).objective == "latency"
+    seed_data["objective"] = "speed"
+    assert "objective: expected 'throughput' or 'latency', got 'speed'" in problems_of(seed_data)
+
+
+def test_auto_replicas_need_a_count_the_micro_batches_split(seed_data):
+    seed_data["layerwise"]["decode_micro_batches"] = 3  # 128 / replicas is never a multiple
+    found = problems_of(seed_data)
+    assert len(found) == 1
+    assert found[0].startswith("layerwise.decode_micro_batches = 3 must divide the 128 sequences")
+    assert "layerwise.replicas 'auto': no replica count out of 1, 2, 4, 8, 16" in found[0]
+    seed_data["layerwise"]["decode_micro_batches"] = 32  # 128, 64 and 32 sequences split
+    plan = make_plan(parse_config(seed_data))
+    assert [replicas for replicas, _, _ in plan.replica_options] == [1, 2, 4]
+    assert plan.layerwise.replicas == 4 and plan.layerwise.decode_micro_batches == 32
+
+
+@pytest.mark.parametrize("key", ["micro_batches", "decode_micro_batches", "replicas"])
+def test_counts_below_one_are_refused_before_any_division(seed_data, key):
+    seed_data["layerwise"][key] = 0
+    assert problems_of(seed_data) == (f"layerwise.{key}: must be >= 1, got 0",)
+
+
+def test_every_problem_is_listed_with_an_unknown_profile(seed_data):
+    """A wrong hardware.gpus once hid the unknown profile: 8 problems were reported as 7."""
+    seed_data["colour"] = "red"
+    seed_data["mode"] = "tp"
+    seed_data["objective"] = "speed"
+    seed_data["hardware"] = {"profile": "b300", "gpus": 0}
+    seed_data["workload"]["batch_size"] = "many"
+    seed_data["run"]["seed"] = "x"
+    seed_data["baseline"]["tensor_parallel"] = 3
+    seed_data["layerwise"]["l2_budget_fraction"] = 2.0
+    with pytest.raises(ConfigError) as error:
+        parse_config(seed_data, "my.json")
+    found = error.value.problems
+    expected = (
+        "colour: unknown key",
+        "mode: expected 'baseline' or 'layerwise', got 'tp'",
+        "objective: expected 'throughput' or 'latency', got 'speed'",
+        "hardware.gpus: must be >= 1, got 0",
+        "hardware.profile: no profile 'b300'",
+        "workload.batch_size: expected an integer, got 'many'",
+        "run.seed: expected an integer, got 'x'",
+        "baseline.tensor_parallel = 3 does not divide model.hidden = 16384",
+        "layerwise.l2_budget_fraction: must be <= 1.0, got 2.0",
+    )
+    for text in expected:
+        assert sum(text in problem for problem in found) == 1, (text, found)
+    assert len(found) == len(expected)
+    assert str(error.value).startswith(f"my.json: {len(expected)} problems")
+
+
+def test_cross_checks_run_for_the_sections_without_problems(seed_data):
+    seed_data["hardware"]["profile"] = "b300"
+    seed_data["workload"]["seq_len"] = "long"
+    seed_data["baseline"]["pipeline_parallel"] = 4
+    found = problems_of(seed_data)
+    assert any(p.startswith("hardware.profile: no profile 'b300'") for p in found)
+    assert "workload.seq_len: expected an integer, got 'long'" in found
+    assert "8 x 4 = 32, but hardware.gpus = 16" in " ".join(found)
 
 
 def test_all_problems_in_one_message(seed_data):

@@ -6,7 +6,7 @@ import textwrap
 import pytest
 
 from layerwise.config import load_config, parse_config
-from layerwise.layouts import layerwise_setting, problem
+from layerwise.layouts import layerwise_setting, plan_layerwise, problem
 from layerwise.partition import stage_costs, uniform_boundaries
 from layerwise.plan import make_plan
 
@@ -76,7 +76,24 @@ def test_hand_computed_baseline(round_plan):
     # hop 2 us: stages of 1 + 1 + 2 + 2 = 6 us, and 12 + 3 * 6 = 30 us.
     assert layout.decode_micro_batches == 4
     assert layout.tpot_s == pytest.approx(30e-6, rel=1e-3)
-    assert round_plan.recommended == "baseline"
+
+
+def test_recommendation_compares_the_best_replica_count_not_only_the_configured(round_plan):
+    """The configured single pipeline (105,263 tokens/s) loses to the baseline (133,333), but
+    4 replicas of one stage each hold every layer and never communicate: 4 x 1,000 tokens in 4
+    chunks of 250 through 4 layers of 0.5 ms = 8 ms, the roofline's 500,000 tokens/s."""
+    assert round_plan.layerwise.replicas == 1  # the configured count is what the run uses
+    best = round_plan.best_layerwise
+    assert (best.replicas, len(best.stages)) == (4, 1)
+    assert best.tps == pytest.approx(round_plan.roofline_tps)
+    assert round_plan.recommended == "layerwise"
+    assert 'layerwise.replicas = 1 gives 105,263 tokens/s; set it to 4 or "auto"' in (
+        round_plan.reason
+    )
+    assert round_plan.compared == (
+        "baseline TP2 x PP2; layer-wise at 1, 2, 4 replicas; best for throughput: "
+        "layer-wise 4 replicas x 1 stage, 500,000 tokens/s"
+    )
 
 
 @pytest.mark.parametrize("name", ["seed_dense", "seed_gpt"])
@@ -112,10 +129,11 @@ def test_baseline_is_megatrons_even_split():
     assert [s.ranks for s in stages] == [tuple(range(8)), tuple(range(8, 16))]
 
 
-def test_layerwise_never_worse_than_an_even_split():
+def test_layerwise_never_worse_than_an_even_split(seed_data):
     from layerwise.layouts import layerwise_setting, problem
 
-    config = load_config(CONFIGS / "seed_dense_layerwise.json")
+    seed_data["layerwise"]["replicas"] = 1  # one pipeline of 16 stages
+    config = parse_config(seed_data)
     layout = make_plan(config).layerwise
     placed = problem(config, layerwise_setting(config, layout.replicas), layout.chunk_tokens)
     even = max(stage_costs(placed, uniform_boundaries(16, len(layout.stages))))
@@ -123,6 +141,7 @@ def test_layerwise_never_worse_than_an_even_split():
 
 
 def test_one_nvlink_domain_removes_the_slow_hop(seed_data):
+    seed_data["layerwise"]["replicas"] = 1
     two_nodes = make_plan(parse_config(seed_data)).layerwise
     seed_data["hardware"]["gpus_per_node"] = 16
     one_domain = make_plan(parse_config(seed_data)).layerwise
@@ -132,6 +151,7 @@ def test_one_nvlink_domain_removes_the_slow_hop(seed_data):
 
 def test_weights_that_fit_l2_are_read_from_l2(seed_data):
     seed_data["model"] = {"kind": "dense", "num_layers": 16, "hidden": 2048}  # 8 MiB a layer
+    seed_data["layerwise"]["replicas"] = 1  # a layer per stage
     plan = make_plan(parse_config(seed_data))
     holding = [stage for stage in plan.layerwise.stages if stage.num_layers]
     assert holding and all(stage.weights_fit_l2 for stage in holding)
@@ -151,7 +171,70 @@ def test_replica_options_price_the_same_layout_per_replica_count():
     plan = make_plan(config)
     options = {replicas: (tps, tpot) for replicas, tps, tpot in plan.replica_options}
     assert sorted(options) == [1, 2, 4, 8, 16]
-    assert options[1] == (plan.layerwise.tps, plan.layerwise.tpot_s)
+    for replicas, figures in options.items():
+        layout = plan_layerwise(config, replicas)
+        assert figures == (layout.tps, layout.tpot_s)
+    assert options[plan.layerwise.replicas] == (plan.layerwise.tps, plan.layerwise.tpot_s)
+
+
+@pytest.mark.parametrize("objective", ["throughput", "latency"])
+def test_auto_replicas_is_the_best_for_the_objective(seed_data, objective):
+    seed_data["objective"] = objective
+    config = parse_config(seed_data)
+    plan = make_plan(config)
+    assert plan.layerwise == plan.best_layerwise
+    assert plan_layerwise(config).replicas == plan.layerwise.replicas
+    figure = (lambda tps, tpot: -tps) if objective == "throughput" else (lambda tps, tpot: tpot)
+    best = min(figure(tps, tpot) for _, tps, tpot in plan.replica_options)
+    chosen = figure(plan.layerwise.tps, plan.layerwise.tpot_s)
+    assert chosen <= best + abs(best) * 0.01
+
+
+def test_seed_recommendation_follows_the_objective(seed_data):
+    """The seed: whole-layer replicas win prefill throughput, TP 8 wins TPOT."""
+    plan = make_plan(parse_config(seed_data))
+    assert plan.recommended == "layerwise" and plan.reason.startswith("layer-wise 16 replicas")
+    seed_data["objective"] = "latency"
+    plan = make_plan(parse_config(seed_data))
+    assert plan.recommended == "baseline"
+    assert plan.reason.startswith("baseline TP8 x PP2 is best for latency. The baseline")
+    tpot = f"{plan.baseline.tpot_s * 1e3:.3f}"
+    assert plan.compared.endswith(f"best for latency: baseline TP8 x PP2, TPOT {tpot} ms")
+
+
+def test_explicit_replicas_are_honoured_and_the_best_count_advised(seed_data):
+    seed_data["layerwise"]["replicas"] = 2
+    plan = make_plan(parse_config(seed_data))
+    assert plan.layerwise.replicas == 2 and len(plan.layerwise.stages) == 8
+    assert plan.layout("layerwise") is plan.layerwise and plan.layerwise.notes
+    assert plan.best_layerwise.replicas == 16
+    assert "layerwise.replicas = 2 gives " in plan.reason
+    assert 'set it to 16 or "auto"' in plan.reason
+
+
+def test_best_for_breaks_ties_by_the_other_figure_then_the_deepest_pipeline(round_plan):
+    from dataclasses import replace
+
+    from layerwise.layouts import best_for
+
+    base = round_plan.layerwise  # 4 stages
+    deep = replace(base, tps=100.0, tpot_s=1.0)
+    shallow = replace(base, stages=base.stages[:1], tps=100.5, tpot_s=1.005)
+    fast = replace(base, stages=base.stages[:2], tps=100.9, tpot_s=2.0)
+    assert best_for("throughput", [shallow, fast, deep]) is deep  # TPS and TPOT tie: deepest
+    assert best_for("throughput", [shallow, fast]) is shallow  # TPS ties: the lower TPOT
+    assert best_for("throughput", [deep, replace(fast, tps=102.0)]).tps == 102.0
+    assert best_for("latency", [fast, shallow, deep]) is deep  # TPOT and TPS tie: deepest
+    assert best_for("latency", [replace(deep, tpot_s=1.0051, tps=99.0), shallow]) is shallow
+
+
+def test_over_64_gpus_only_a_subset_of_replica_counts_is_priced(seed_data):
+    seed_data["hardware"]["gpus"] = seed_data["workload"]["batch_size"] = 96
+    seed_data["baseline"] = {"tensor_parallel": 16, "pipeline_parallel": 6}
+    plan = make_plan(parse_config(seed_data))
+    # valid: 6, 8, 12, 16, 24, 32, 48, 96 (at most 16 stages for the 16 layers)
+    assert [replicas for replicas, _, _ in plan.replica_options] == [6, 8, 16, 32, 96]
+    assert plan.replica_subset and "over 64 GPUs only powers of two" in plan.compared
 
 
 def test_replica_options_skip_counts_the_configured_micro_batches_cannot_split():

@@ -1,4 +1,5 @@
-"""`python launch/plan.py --config FILE [--json OUT] [--plot OUT.png]`: plan both layouts."""
+"""`python launch/plan.py --config FILE [--json OUT] [--plot OUT.png|.svg|.pdf]`: plan both
+layouts."""
 
 import argparse
 import json
@@ -10,6 +11,7 @@ from pathlib import Path
 from layerwise.config import load_config
 from layerwise.errors import LayerwiseError
 from layerwise.plan import make_plan
+from layerwise.plot import PLOT_FORMATS
 from layerwise.report import plan_dict, render
 
 EXIT_USAGE = 2
@@ -36,12 +38,22 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
+def plot_format(path: Path) -> str:
+    """The image format a --plot path asks for: its suffix, lower case, without the dot."""
+    return path.suffix.lower().lstrip(".")
+
+
 def _outputs(args: argparse.Namespace) -> list[str]:
     """Problems with the output paths, found before any work is done."""
     problems = []
     for flag, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None and not path.parent.resolve().is_dir():
             problems.append(f"{flag}: folder {str(path.parent)!r} does not exist")
+    if args.plot is not None and plot_format(args.plot) not in PLOT_FORMATS:
+        problems.append(
+            f"--plot: {str(args.plot)!r} must end in "
+            f"{', '.join('.' + fmt for fmt in PLOT_FORMATS)} (the suffix picks the format)"
+        )
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
@@ -60,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", required=True, type=Path, help="run config (JSON)")
     parser.add_argument("--json", type=Path, help="write the plan as JSON here")
-    parser.add_argument("--plot", type=Path, help="draw both pipeline timelines to this PNG")
+    parser.add_argument(
+        "--plot", type=Path, help="draw both pipeline timelines to this .png, .svg or .pdf"
+    )
     args = parser.parse_args(argv)
     problems = _outputs(args)
     if problems:
@@ -75,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json is not None:
         outputs[args.json] = (json.dumps(plan_dict(plan), indent=2) + "\n").encode()
     if args.plot is not None:
-        from layerwise.plot import timeline_png
+        from layerwise.plot import timeline
 
-        outputs[args.plot] = timeline_png(plan)
+        outputs[args.plot] = timeline(plan, plot_format(args.plot))
     for path, data in outputs.items():
         write_atomically(path, data)
     print(render(plan))

@@ -8,6 +8,11 @@ from typing import Any, Literal
 
 from layerwise.errors import ConfigError
 from layerwise.hf_config import load_model_fields
+from layerwise.replicas import (
+    decode_micro_batch_problems,
+    micro_batch_problems,
+    replica_problems,
+)
 from layerwise.schema import build
 from layerwise.specs import (
     MODEL_PRESETS,
@@ -21,6 +26,10 @@ from layerwise.specs import (
 from layerwise.splits import has_split
 
 Mode = Literal["baseline", "layerwise"]
+Objective = Literal["throughput", "latency"]
+"""What the planner optimises: prefill tokens/s (throughput) or seconds per decode step
+(latency, TPOT)."""
+OBJECTIVES = ("throughput", "latency")
 Auto = Literal["auto"]
 
 
@@ -52,9 +61,9 @@ class Workload:
 class BaselineOptions:
     tensor_parallel: int = field(default=8, metadata={"min": 1})
     pipeline_parallel: int = field(default=2, metadata={"min": 1})
-    micro_batches: int | Auto = "auto"
+    micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
     """Micro-batches per prefill batch (whole sequences each), or "auto": the planner's best."""
-    decode_micro_batches: int | Auto = "auto"
+    decode_micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
     """Micro-batches per decode step (sequences each), or "auto": the planner's best."""
 
 
@@ -62,13 +71,14 @@ class BaselineOptions:
 class LayerwiseOptions:
     l2_budget_fraction: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
     """Share of L2 that activation tiles and resident weights may use."""
-    micro_batches: int | Auto = "auto"
+    micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
     """Chunks per replica's prefill batch, or "auto": the planner chooses the chunk size."""
-    decode_micro_batches: int | Auto = "auto"
+    decode_micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
     """Micro-batches per decode step of a replica's sequences, or "auto": the planner's best.
     As many as the pipeline has stages (or more) stream decode steps through it."""
-    replicas: int | Auto = "auto"
-    """Data-parallel copies of the pipeline; stages = gpus / replicas. "auto": best predicted."""
+    replicas: int | Auto = field(default="auto", metadata={"min": 1})
+    """Data-parallel copies of the pipeline; stages = gpus / replicas. "auto": the best
+    predicted for the run's objective (the deepest pipeline breaks ties)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,8 @@ class RunConfig:
     run: RunOptions
     deepspeed: dict[str, Any]
     """Passed through to deepspeed.initialize; keys the plan decides must agree with it."""
+    objective: Objective = "throughput"
+    """What layerwise.replicas "auto" and the recommendation optimise (OBJECTIVES)."""
     source: str = "config"
 
 
@@ -104,7 +116,17 @@ SECTIONS = {
     "run": RunOptions,
     "hardware": HardwareConfig,
 }
-TOP_KEYS = ("mode", "model", "hardware", "workload", "baseline", "layerwise", "run", "deepspeed")
+TOP_KEYS = (
+    "mode",
+    "objective",
+    "model",
+    "hardware",
+    "workload",
+    "baseline",
+    "layerwise",
+    "run",
+    "deepspeed",
+)
 
 
 def _model(value: Any, problems: list[str], folder: Path = Path(".")) -> ModelSpec | None:
@@ -146,18 +168,28 @@ def _model(value: Any, problems: list[str], folder: Path = Path(".")) -> ModelSp
 
 
 def _hardware_spec(
-    hardware: HardwareConfig, folder: Path, problems: list[str]
+    profile: str, gpus_per_node: int | None, folder: Path, problems: list[str]
 ) -> HardwareSpec | None:
-    path = find_hardware_profile(hardware.profile, folder)
+    path = find_hardware_profile(profile, folder)
     if path is None:
         known = ", ".join(hardware_profile_names())
-        problems.append(f"hardware.profile: no profile {hardware.profile!r} (known: {known})")
+        problems.append(f"hardware.profile: no profile {profile!r} (known: {known})")
         return None
     try:
-        return with_gpus_per_node(load_hardware(path), hardware.gpus_per_node)
+        return with_gpus_per_node(load_hardware(path), gpus_per_node)
     except ConfigError as error:
         problems.extend(f"{error.source}: {p}" for p in error.problems)
         return None
+
+
+def _profile_of(data: Any, hardware: HardwareConfig | None) -> tuple[str | None, int | None]:
+    """(profile, gpus_per_node) to load: from the built section, or, when other hardware keys
+    are wrong, the profile name alone, so an unknown profile is reported with them."""
+    if hardware is not None:
+        return hardware.profile, hardware.gpus_per_node
+    section = data.get("hardware")
+    profile = section.get("profile") if isinstance(section, dict) else None
+    return (profile, None) if isinstance(profile, str) else (None, None)
 
 
 def parse_config(data: Any, source: str = "config", folder: Path = Path(".")) -> RunConfig:
@@ -173,6 +205,9 @@ def parse_config(data: Any, source: str = "config", folder: Path = Path(".")) ->
     mode = data.get("mode")
     if "mode" in data and mode not in ("baseline", "layerwise"):
         problems.append(f"mode: expected 'baseline' or 'layerwise', got {mode!r}")
+    objective = data.get("objective", "throughput")
+    if objective not in OBJECTIVES:
+        problems.append(f"objective: expected 'throughput' or 'latency', got {objective!r}")
     model = _model(data["model"], problems, folder) if "model" in data else None
     sections = {
         name: build(cls, data.get(name, {}), name, problems)
@@ -183,17 +218,23 @@ def parse_config(data: Any, source: str = "config", folder: Path = Path(".")) ->
     if not isinstance(deepspeed, dict):
         problems.append(f"deepspeed: expected an object, got {deepspeed!r}")
     gpu = None
-    if sections.get("hardware") is not None:
-        gpu = _hardware_spec(sections["hardware"], folder, problems)
-    parts = [
-        model,
-        *(sections.get(name) for name in ("hardware", "workload", "baseline", "layerwise")),
-    ]
-    if all(part is not None for part in parts):
-        problems += layout_problems(*parts)
+    profile, gpus_per_node = _profile_of(data, sections.get("hardware"))
+    if profile is not None:
+        gpu = _hardware_spec(profile, gpus_per_node, folder, problems)
+    problems += layout_problems(
+        model, *(sections.get(name) for name in ("hardware", "workload", "baseline", "layerwise"))
+    )
     if problems:
         raise ConfigError(problems, source)
-    return RunConfig(mode, model, gpu=gpu, deepspeed=deepspeed, source=source, **sections)
+    return RunConfig(
+        mode,
+        model,
+        gpu=gpu,
+        deepspeed=deepspeed,
+        objective=objective,
+        source=source,
+        **sections,
+    )
 
 
 def load_config(path: str | Path) -> RunConfig:
@@ -213,62 +254,48 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def layout_problems(
-    model: ModelSpec,
-    hardware: HardwareConfig,
-    workload: Workload,
-    baseline: BaselineOptions,
-    layerwise: LayerwiseOptions,
+    model: ModelSpec | None,
+    hardware: HardwareConfig | None,
+    workload: Workload | None,
+    baseline: BaselineOptions | None,
+    layerwise: LayerwiseOptions | None,
 ) -> list[str]:
-    """Cross-field checks of both layouts' options against the model, GPUs and batch."""
-    problems = model_problems(model)
-    gpus = hardware.gpus
+    """Cross-field checks of both layouts' options against the model, GPUs and batch. A part
+    that had problems of its own is None: the checks that need it are left out, the rest run."""
+    problems = model_problems(model) if model is not None else []
+    if baseline is not None:
+        problems += baseline_problems(model, hardware, workload, baseline)
+    if None not in (model, hardware, workload, layerwise):
+        problems += replica_problems(model, hardware.gpus, workload, layerwise)
+    return problems
+
+
+def baseline_problems(
+    model: ModelSpec | None,
+    hardware: HardwareConfig | None,
+    workload: Workload | None,
+    baseline: BaselineOptions,
+) -> list[str]:
+    """TP x PP must fill the GPUs, split the model as Megatron can, and the micro-batch counts
+    must split the batch; each check runs when the parts it needs are valid."""
+    problems = []
     tp, pp = baseline.tensor_parallel, baseline.pipeline_parallel
-    if tp * pp != gpus:
+    if hardware is not None and tp * pp != hardware.gpus:
         problems.append(
             f"baseline.tensor_parallel x baseline.pipeline_parallel = {tp} x {pp} = {tp * pp}, "
-            f"but hardware.gpus = {gpus}"
+            f"but hardware.gpus = {hardware.gpus}"
         )
+    if model is None:
+        return problems
     problems += pipeline_split_problems(model, tp, pp)
     problems += tensor_parallel_problems(model, tp)
-    problems += micro_batch_problems(
-        "baseline", baseline.micro_batches, workload.batch_size, model, workload
-    )
-    problems += decode_micro_batch_problems(
-        "baseline", baseline.decode_micro_batches, workload.batch_size
-    )
-    replicas = layerwise.replicas
-    if replicas == "auto":
-        replicas = auto_replicas(model, gpus, workload.batch_size)
-        if replicas is None:
-            problems.append(
-                f"layerwise.replicas: no count divides hardware.gpus = {gpus} and "
-                f"workload.batch_size = {workload.batch_size} with at most "
-                f"{_placed_layers(model)} stages per replica"
-            )
-            return problems
-    if replicas:
-        if gpus % replicas or workload.batch_size % replicas:
-            problems.append(
-                f"layerwise.replicas = {replicas} must divide hardware.gpus = {gpus} and "
-                f"workload.batch_size = {workload.batch_size}"
-            )
-        elif gpus // replicas > model.pipeline_layers:
-            problems.append(
-                f"layerwise: hardware.gpus / layerwise.replicas = {gpus} / {replicas} = "
-                f"{gpus // replicas} stages is more than {_placed_layers(model)}; "
-                f'use more replicas or "auto"'
-            )
-        else:
-            problems += micro_batch_problems(
-                "layerwise",
-                layerwise.micro_batches,
-                workload.batch_size // replicas,
-                model,
-                workload,
-            )
-            problems += decode_micro_batch_problems(
-                "layerwise", layerwise.decode_micro_batches, workload.batch_size // replicas
-            )
+    if workload is not None:
+        problems += micro_batch_problems(
+            "baseline", baseline.micro_batches, workload.batch_size, model, workload
+        )
+        problems += decode_micro_batch_problems(
+            "baseline", baseline.decode_micro_batches, workload.batch_size
+        )
     return problems
 
 
@@ -348,58 +375,3 @@ def tensor_parallel_problems(model: ModelSpec, tp: int) -> list[str]:
         for name, width in widths.items()
         if width % tp
     ]
-
-
-def _placed_layers(model: ModelSpec) -> str:
-    """What a pipeline places, named by its config fields."""
-    if not model.vocab_size:
-        return f"model.num_layers = {model.num_layers}"
-    return (
-        f"the {model.pipeline_layers} pipeline layers (model.num_layers = {model.num_layers} "
-        f"blocks + embedding + LM head)"
-    )
-
-
-def replica_counts(model: ModelSpec, gpus: int, batch_size: int) -> list[int]:
-    """Replica counts that divide the GPUs and the batch and leave no more stages than
-    pipeline layers."""
-    return [
-        r
-        for r in range(1, gpus + 1)
-        if gpus % r == 0 and batch_size % r == 0 and gpus // r <= model.pipeline_layers
-    ]
-
-
-def auto_replicas(model: ModelSpec, gpus: int, batch_size: int) -> int | None:
-    """ "auto": the deepest pipeline (fewest replicas) possible; one replica when layers >= GPUs."""
-    return min(replica_counts(model, gpus, batch_size), default=None)
-
-
-def decode_micro_batch_problems(section: str, micro_batches: int | str, sequences: int) -> list:
-    """A decode micro-batch holds whole sequences, the same number in each."""
-    if micro_batches == "auto" or (micro_batches >= 1 and sequences % micro_batches == 0):
-        return []
-    return [
-        f"{section}.decode_micro_batches = {micro_batches} must divide the {sequences} "
-        f"sequences per pipeline (equal micro-batches)"
-    ]
-
-
-def micro_batch_problems(
-    section: str, micro_batches: int | str, sequences: int, model: ModelSpec, workload: Workload
-) -> list[str]:
-    """A chunk holds whole sequences (gpt, and every baseline chunk) or any tokens (dense)."""
-    if micro_batches == "auto":
-        return []
-    units = (
-        sequences * workload.seq_len
-        if (section == "layerwise" and model.tokens_independent)
-        else sequences
-    )
-    if micro_batches < 1 or units % micro_batches:
-        unit = "tokens" if units != sequences else "sequences"
-        return [
-            f"{section}.micro_batches = {micro_batches} must divide the {units} {unit} "
-            f"per pipeline (equal micro-batches)"
-        ]
-    return []

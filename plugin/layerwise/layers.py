@@ -238,7 +238,7 @@ def problem(config: RunConfig, setting: Setting, chunk_tokens: int) -> Partition
         boundary_sizes(config, prefill_chunk(config, chunk_tokens)),
         resident_sizes(config, setting),
         links(config, setting),
-        tuple(capacity),
+        tuple(max(0.0, room) for room in capacity),  # buffers beyond HBM leave no room
     )
 
 

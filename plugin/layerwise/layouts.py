@@ -4,11 +4,13 @@ Both are priced by the same cost model on the same chunks. Each picks its micro-
 the layer-wise layout also its layer ranges, to maximise predicted prefill tokens/s; near-ties
 (1%) go to a chunk whose activation tiles fit the L2 budget, then to the lower TPOT, then to the
 smaller chunk (less memory). Layer indices are pipeline-layer indices (ModelSpec.role).
+The layer-wise replica count ("auto") is the best for the run's objective (best_for).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from layerwise.config import Mode, RunConfig, auto_replicas
+from layerwise.config import Mode, Objective, RunConfig
 from layerwise.cost import bubble_fraction, decode_period, pipeline_time, utilisation
 from layerwise.errors import CapacityError
 from layerwise.grid import RankGrid, layerwise_grid
@@ -31,6 +33,7 @@ from layerwise.layers import (
     weight_sizes,
 )
 from layerwise.partition import PartitionProblem, partition, stage_costs
+from layerwise.replicas import searched_counts
 
 TIE_TOLERANCE = 0.01
 
@@ -246,17 +249,56 @@ def layerwise_setting(config: RunConfig, replicas: int) -> Setting:
     return Setting("layerwise", 1, replicas, grid, config.workload.batch_size // replicas)
 
 
-def replicas_of(config: RunConfig) -> int:
-    """The configured replica count; "auto" was checked to resolve when the config loaded."""
-    if config.layerwise.replicas != "auto":
-        return config.layerwise.replicas
-    return auto_replicas(config.model, config.hardware.gpus, config.workload.batch_size)
+def best_for(objective: Objective, layouts: Sequence[Layout]) -> Layout:
+    """The best layout for the objective: highest prefill tokens/s (throughput) or lowest TPOT
+    (latency). Figures within 1% tie, broken by the other figure (also within 1%), then by the
+    deepest pipeline, then by the order given: predictions are not finer than that."""
+    throughput, latency = (lambda lay: -lay.tps), (lambda lay: lay.tpot_s)
+    first, second = (throughput, latency) if objective == "throughput" else (latency, throughput)
+    close = _within_tie(layouts, first)
+    closer = _within_tie(close, second)
+    return max(closer, key=lambda lay: len(lay.stages))
+
+
+def _within_tie(layouts: Sequence[Layout], cost) -> list[Layout]:
+    """The layouts whose cost (lower is better; negated for tokens/s) is within
+    TIE_TOLERANCE of the best."""
+    best = min(cost(lay) for lay in layouts)
+    band = abs(best) * TIE_TOLERANCE
+    return [lay for lay in layouts if cost(lay) <= best + band]
+
+
+def layerwise_options(config: RunConfig) -> tuple[tuple[Layout, ...], CapacityError | None]:
+    """The layer-wise layout at every replica count searched (replicas.searched_counts) that
+    fits, and the CapacityError of the deepest pipeline that does not (None if all fit): the
+    deepest needs the least memory per GPU, so its shortfall is the one worth reporting."""
+    model, gpus, work = config.model, config.hardware.gpus, config.workload
+    counts, _ = searched_counts(model, gpus, work, config.layerwise)
+    found, error = [], None
+    for replicas in counts:
+        try:
+            found.append(plan_replicas(config, replicas))
+        except CapacityError as failure:
+            error = error or failure
+    return tuple(found), error
 
 
 def plan_layerwise(config: RunConfig, replicas: int | None = None) -> Layout:
+    """The layer-wise layout at `replicas` (default: the configured count, or for "auto" the
+    best for the objective of every count searched); raises CapacityError if none fits."""
+    replicas = replicas or config.layerwise.replicas
+    if replicas != "auto":
+        return plan_replicas(config, replicas)
+    found, error = layerwise_options(config)
+    if not found:
+        raise error
+    return best_for(config.objective, found)
+
+
+def plan_replicas(config: RunConfig, replicas: int) -> Layout:
     """Exact partition for each chunk size; raises CapacityError if none fits. Only the chunks
     whose prefill time is within the tie band of the best get fully priced (decode included)."""
-    setting = layerwise_setting(config, replicas or replicas_of(config))
+    setting = layerwise_setting(config, replicas)
     units = setting.sequences * config.workload.seq_len
     placed, error = [], None
     for chunk in chunk_candidates(config, setting, config.layerwise.micro_batches):

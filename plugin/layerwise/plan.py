@@ -1,21 +1,20 @@
-"""Plans for both layouts: stages, layer ranges, chunking and predicted figures (pure data)."""
+"""Plans for both layouts: stages, layer ranges, chunking and predicted figures (pure data).
+
+The layer-wise layout is priced at every replica count searched (replicas.searched_counts); the
+recommendation is the best for the run's objective of the baseline, as configured, and the best
+layer-wise layout (layouts.best_for).
+"""
 
 from dataclasses import dataclass, replace
 
 from layerwise.baseline import plan_baseline
-from layerwise.config import (
-    Mode,
-    RunConfig,
-    decode_micro_batch_problems,
-    micro_batch_problems,
-    replica_counts,
-)
+from layerwise.config import Mode, Objective, RunConfig
 from layerwise.cost import model_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.explain import explain
-from layerwise.layouts import Layout, plan_layerwise
+from layerwise.layouts import Layout, best_for, layerwise_options, plan_replicas
+from layerwise.replicas import REPLICA_OPTIONS_MAX_GPUS, searched_counts
 
-REPLICA_OPTIONS_MAX_GPUS = 64  # above this, pricing every replica count costs seconds
 TIE = 0.005  # TPOTs closer than this are reported as equal
 
 
@@ -27,12 +26,20 @@ class Plan:
     baseline: Layout | None
     baseline_error: str
     layerwise: Layout | None
+    """The layer-wise layout the run uses: the configured replica count, or the best for the
+    objective under "auto"."""
     layerwise_error: str
     roofline_tps: float
     recommended: Mode
     reason: str
     replica_options: tuple[tuple[int, float, float], ...] = ()
     """(replicas, predicted TPS, predicted TPOT s) of the layer-wise layout per replica count."""
+    best_layerwise: Layout | None = None
+    """The best layer-wise layout for the objective of every replica count priced."""
+    replica_subset: bool = False
+    """Only some replica counts were priced (over REPLICA_OPTIONS_MAX_GPUS GPUs)."""
+    compared: str = ""
+    """What the recommendation compared, in one line."""
 
     def layout(self, mode: Mode) -> Layout | None:
         return self.baseline if mode == "baseline" else self.layerwise
@@ -45,47 +52,127 @@ def roofline_tps(config: RunConfig) -> float:
     return config.hardware.gpus * config.gpu.peak_tflops * 1e12 / flops_per_token
 
 
+def _noted(config: RunConfig, layout: Layout | None) -> Layout | None:
+    return None if layout is None else replace(layout, notes=explain(config, layout))
+
+
 def _try(builder, config: RunConfig) -> tuple[Layout | None, str]:
     try:
         layout = builder(config)
     except CapacityError as error:
         return None, str(error)
-    return replace(layout, notes=explain(config, layout)), ""
+    return _noted(config, layout), ""
 
 
-def _recommend(baseline: Layout | None, layerwise: Layout | None) -> tuple[Mode, str]:
-    if baseline is None or layerwise is None:
-        fits = "baseline" if layerwise is None else "layerwise"
-        return fits, f"only the {fits} layout fits in memory"
-    winner, loser = (
-        (layerwise, baseline) if layerwise.tps >= baseline.tps else (baseline, layerwise)
+def label(layout: Layout) -> str:
+    """A layout's shape, as the report names it."""
+    stages = len(layout.stages)
+    if layout.mode == "baseline":
+        return f"baseline TP{layout.tensor_parallel} x PP{stages}"
+    plural = "s" if layout.replicas != 1 else ""
+    return f"layer-wise {layout.replicas} replica{plural} x {stages} stage{'s' * (stages != 1)}"
+
+
+def _figure(objective: Objective, layout: Layout) -> str:
+    if objective == "throughput":
+        return f"{layout.tps:,.0f} tokens/s"
+    return f"TPOT {layout.tpot_s * 1e3:.3f} ms"
+
+
+def _throughput_clause(baseline: Layout, layerwise: Layout) -> str:
+    higher = max((baseline, layerwise), key=lambda layout: layout.tps)
+    lower = layerwise if higher is baseline else baseline
+    return (
+        f"the {label(higher)} has {higher.tps / lower.tps:.2f}x the {label(lower)}'s prefill "
+        f"throughput ({higher.tps:,.0f} vs {lower.tps:,.0f} tokens/s); communication is "
+        f"{higher.comm_fraction:.0%} vs {lower.comm_fraction:.0%} of stage time, bubble "
+        f"{higher.bubble_fraction:.1%} vs {lower.bubble_fraction:.1%}"
     )
-    reason = (
-        f"{winner.mode}: predicted prefill throughput {winner.tps / loser.tps:.2f}x the "
-        f"{loser.mode}'s ({winner.tps:,.0f} vs {loser.tps:,.0f} tokens/s); communication is "
-        f"{winner.comm_fraction:.0%} vs {loser.comm_fraction:.0%} of stage time, bubble "
-        f"{winner.bubble_fraction:.1%} vs {loser.bubble_fraction:.1%}"
-    )
+
+
+def _latency_clause(baseline: Layout, layerwise: Layout) -> str:
     faster = min((baseline, layerwise), key=lambda layout: layout.tpot_s)
     slower = layerwise if faster is baseline else baseline
     if slower.tpot_s <= faster.tpot_s * (1 + TIE):
-        return winner.mode, reason + f". Both take {faster.tpot_s * 1e3:.3f} ms per decode step"
-    reason += (
-        f". {faster.mode} has the lower TPOT ({faster.tpot_s * 1e3:.3f} vs "
+        return f"both take {faster.tpot_s * 1e3:.3f} ms per decode step"
+    clause = (
+        f"the {label(faster)} has the lower TPOT ({faster.tpot_s * 1e3:.3f} vs "
         f"{slower.tpot_s * 1e3:.3f} ms per decode step)"
     )
     if faster is baseline and faster.tensor_parallel > 1:
-        reason += (
+        clause += (
             f": each GPU reads 1/{faster.tensor_parallel} of every layer's weights (and KV "
             f"cache) per step, in parallel, instead of whole layers one stage after another"
         )
-    return winner.mode, reason
+    return clause
+
+
+def _recommend(
+    objective: Objective, baseline: Layout | None, layerwise: Layout | None
+) -> tuple[Mode, str]:
+    """The best of the baseline and the best layer-wise layout for the objective, and why."""
+    if baseline is None or layerwise is None:
+        fits = "baseline" if layerwise is None else "layerwise"
+        return fits, f"only the {fits} layout fits in memory"
+    winner = best_for(objective, (baseline, layerwise))
+    clauses = [_throughput_clause(baseline, layerwise), _latency_clause(baseline, layerwise)]
+    if objective == "latency":
+        clauses.reverse()
+    sentences = ". ".join(clause[0].upper() + clause[1:] for clause in clauses)
+    return winner.mode, f"{label(winner)} is best for {objective}. {sentences}"
+
+
+def _configured(
+    config: RunConfig, options: tuple[Layout, ...], best: Layout | None, error: str
+) -> tuple[Layout | None, str]:
+    """The layer-wise layout the run uses: the best under "auto", else the configured count."""
+    replicas = config.layerwise.replicas
+    if replicas == "auto":
+        return best, "" if best is not None else error
+    if best is not None and best.replicas == replicas:
+        return best, ""
+    for layout in options:
+        if layout.replicas == replicas:
+            return _noted(config, layout), ""
+    return _try(lambda c: plan_replicas(c, replicas), config)  # to tell why it does not fit
+
+
+def compared_text(plan: Plan) -> str:
+    """What the recommendation compared: the baseline, the replica counts priced, the best."""
+    config = plan.config
+    base = config.baseline
+    baseline = f"baseline TP{base.tensor_parallel} x PP{base.pipeline_parallel}" + (
+        "" if plan.baseline is not None else " (does not fit)"
+    )
+    counts = ", ".join(str(replicas) for replicas, _, _ in plan.replica_options) or "none fit"
+    subset = (
+        f" (over {REPLICA_OPTIONS_MAX_GPUS} GPUs only powers of two, the deepest and the "
+        f"shallowest pipeline and the configured count)"
+        if plan.replica_subset
+        else ""
+    )
+    best = plan.baseline if plan.recommended == "baseline" else plan.best_layerwise
+    found = f"; best for {config.objective}: {label(best)}, {_figure(config.objective, best)}"
+    return f"{baseline}; layer-wise at {counts} replicas{subset}" + (found if best else "")
+
+
+def _advice(config: RunConfig, layerwise: Layout | None, best: Layout | None) -> str:
+    """When an explicit replica count is not the best one priced, how to get the best."""
+    if layerwise is None or best is None or best.replicas == layerwise.replicas:
+        return ""
+    objective = config.objective
+    return (
+        f". layerwise.replicas = {layerwise.replicas} gives {_figure(objective, layerwise)}; "
+        f'set it to {best.replicas} or "auto" for {_figure(objective, best)}'
+    )
 
 
 def make_plan(config: RunConfig) -> Plan:
     """Plan both layouts. The config's own mode must fit: otherwise ConfigError with the numbers."""
     baseline, baseline_error = _try(plan_baseline, config)
-    layerwise, layerwise_error = _try(plan_layerwise, config)
+    options, failure = layerwise_options(config)
+    best = _noted(config, best_for(config.objective, options)) if options else None
+    layerwise, layerwise_error = _configured(config, options, best, str(failure or ""))
     own_error = baseline_error if config.mode == "baseline" else layerwise_error
     if own_error:
         raise ConfigError(
@@ -94,8 +181,11 @@ def make_plan(config: RunConfig) -> Plan:
     problems = deepspeed_problems(config, layerwise) if layerwise is not None else []
     if problems:
         raise ConfigError(problems, config.source)
-    recommended, reason = _recommend(baseline, layerwise)
-    return Plan(
+    recommended, reason = _recommend(config.objective, baseline, best)
+    _, subset = searched_counts(
+        config.model, config.hardware.gpus, config.workload, config.layerwise
+    )
+    plan = Plan(
         config,
         baseline,
         baseline_error,
@@ -103,30 +193,12 @@ def make_plan(config: RunConfig) -> Plan:
         layerwise_error,
         roofline_tps(config),
         recommended,
-        reason,
-        replica_options(config),
+        reason + _advice(config, layerwise, best),
+        tuple((lay.replicas, lay.tps, lay.tpot_s) for lay in options),
+        best,
+        subset,
     )
-
-
-def replica_options(config: RunConfig) -> tuple[tuple[int, float, float], ...]:
-    """The layer-wise layout priced at every possible replica count (data parallelism across
-    pipelines), for configs of at most REPLICA_OPTIONS_MAX_GPUS GPUs."""
-    if config.hardware.gpus > REPLICA_OPTIONS_MAX_GPUS:
-        return ()
-    options = []
-    for replicas in replica_counts(config.model, config.hardware.gpus, config.workload.batch_size):
-        sequences = config.workload.batch_size // replicas
-        options_of = config.layerwise
-        if micro_batch_problems(
-            "layerwise", options_of.micro_batches, sequences, config.model, config.workload
-        ) or decode_micro_batch_problems("layerwise", options_of.decode_micro_batches, sequences):
-            continue  # the configured micro-batch counts do not split this replica's batch
-        try:
-            layout = plan_layerwise(config, replicas)
-        except CapacityError:
-            continue
-        options.append((replicas, layout.tps, layout.tpot_s))
-    return tuple(options)
+    return replace(plan, compared=compared_text(plan))
 
 
 def deepspeed_keys(layout: Layout) -> dict[str, int]:

@@ -1,6 +1,7 @@
-"""Plots as PNG bytes (matplotlib, imported only when plotting): both layouts' pipeline
-timelines, and a comparison's predicted against measured figures."""
+"""Plots as PNG, SVG or PDF bytes (matplotlib, imported only when plotting): both layouts'
+pipeline timelines, and a comparison's predicted against measured figures."""
 
+import colorsys
 import io
 
 from layerwise.layouts import Layout
@@ -8,6 +9,19 @@ from layerwise.plan import Plan
 
 MAX_STAGES = 32
 MAX_MICRO_BATCHES = 12
+PLOT_FORMATS = ("png", "svg", "pdf")
+"""What --plot writes, chosen by the file's suffix."""
+
+
+def micro_batch_colours(count: int) -> list[str]:
+    """One colour per micro-batch, hues spread evenly around the wheel, so none repeats however
+    many micro-batches are shown (matplotlib's ten-colour cycle would)."""
+    return [
+        "#{:02x}{:02x}{:02x}".format(
+            *(round(c * 255) for c in colorsys.hsv_to_rgb(j / count, 0.65, 0.85))
+        )
+        for j in range(count)
+    ]
 
 
 def schedule(stage_times: list[float], micro_batches: int) -> list[list[tuple[float, float]]]:
@@ -34,7 +48,7 @@ def _draw(axis, layout: Layout | None, title: str) -> None:
     stages = layout.stages[:MAX_STAGES]
     shown = min(layout.micro_batches, MAX_MICRO_BATCHES)
     spans = schedule([stage.prefill_s * 1e3 for stage in stages], shown)
-    colours = [f"C{j % 10}" for j in range(shown)]
+    colours = micro_batch_colours(shown)
     for s, stage_spans in enumerate(spans):
         axis.broken_barh([(a, b - a) for a, b in stage_spans], (s - 0.4, 0.8), facecolors=colours)
     extra = []
@@ -62,16 +76,21 @@ def _pyplot():
     return pyplot
 
 
-def _png(figure) -> bytes:
+def _save(figure, fmt: str = "png") -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
+    figure.savefig(buffer, format=fmt, dpi=100)
     _pyplot().close(figure)
     return buffer.getvalue()
 
 
 def timeline_png(plan: Plan) -> bytes:
-    """Both layouts' prefill pipelines, one panel each; returns the PNG bytes."""
+    """Both layouts' prefill pipelines as PNG bytes."""
+    return timeline(plan, "png")
+
+
+def timeline(plan: Plan, fmt: str) -> bytes:
+    """Both layouts' prefill pipelines, one panel each, as bytes of `fmt` (PLOT_FORMATS)."""
     pyplot = _pyplot()
     figure, axes = pyplot.subplots(2, 1, figsize=(11, 7))
     _draw(axes[0], plan.baseline, f"baseline TP{plan.config.baseline.tensor_parallel}")
@@ -80,7 +99,7 @@ def timeline_png(plan: Plan) -> bytes:
         f"{plan.config.model.name} on {plan.config.hardware.gpus} x "
         f"{plan.config.gpu.name}: one colour per micro-batch"
     )
-    return _png(figure)
+    return _save(figure, fmt)
 
 
 COMPARED = (("tps", "prefill tokens/s"), ("tpot_ms", "TPOT ms"), ("inv_tps_ms", "1/TPS ms"))
@@ -109,4 +128,4 @@ def predicted_vs_measured_png(runs: list[dict]) -> bytes:
         axis.set_xlabel("predicted")
         axis.set_ylabel("measured")
     figure.suptitle(f"{runs[0]['model']} on {runs[0]['world_size']} ranks ({runs[0]['device']})")
-    return _png(figure)
+    return _save(figure)

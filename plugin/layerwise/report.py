@@ -127,7 +127,8 @@ def render(plan: Plan) -> str:
     config = plan.config
     work = config.workload
     lines = [
-        f"layerwise plan for {config.source} (mode {config.mode!r}): every figure is PREDICTED",
+        f"layerwise plan for {config.source} (mode {config.mode!r}, objective "
+        f"{config.objective!r}): every figure is PREDICTED",
         f"model {config.model.name}: {_model_layers(config.model)}, {config.run.dtype}; "
         f"hardware {config.hardware.gpus} x {config.gpu.name} "
         f"({config.gpu.gpus_per_node} per node); batch {work.batch_size} x {work.seq_len:,} = "
@@ -155,6 +156,7 @@ def render(plan: Plan) -> str:
     ]
     if options:
         lines.append(f"layer-wise by replica count (layerwise.replicas): {options}")
+    lines.append(f"compared: {plan.compared}")
     lines.append(f"recommended: {plan.recommended} -- {plan.reason}")
     return "\n".join(lines)
 
@@ -211,6 +213,7 @@ def plan_dict(plan: Plan) -> dict:
         "figures": "predicted",
         "config": config.source,
         "mode": config.mode,
+        "objective": config.objective,
         "model": config.model.name,
         "hardware": config.gpu.name,
         "gpus": config.hardware.gpus,
@@ -221,8 +224,11 @@ def plan_dict(plan: Plan) -> dict:
         "layerwise": layout_dict(plan.layerwise, plan.layerwise_error),
         "recommended": plan.recommended,
         "reason": plan.reason,
+        "compared": plan.compared,
+        "best_layerwise_replicas": plan.best_layerwise and plan.best_layerwise.replicas,
         "layerwise_by_replicas": [
             {"replicas": replicas, "tps": tps, "tpot_ms": tpot * 1e3}
             for replicas, tps, tpot in plan.replica_options
         ],
+        "layerwise_replicas_searched": "subset" if plan.replica_subset else "all",
     }
