@@ -16,4 +16,8 @@ def seed_config_data(name: str = "seed_dense_layerwise") -> dict:
 
 @pytest.fixture
 def seed_data() -> dict:
-    return copy.deepcopy(seed_config_data())
+    """The shipped seed-dense config with the planner's default "auto" replicas (the shipped
+    file sets one pipeline, the seed's proposal)."""
+    data = copy.deepcopy(seed_config_data())
+    data["layerwise"]["replicas"] = "auto"
+    return data
