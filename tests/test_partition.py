@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from layerwise import partition_costs
 from layerwise.errors import CapacityError
 from layerwise.partition import (
-    TIE_GRID,
     Link,
     PartitionInputError,
     PartitionProblem,
@@ -25,6 +24,7 @@ from layerwise.partition import (
     stage_costs,
     uniform_boundaries,
 )
+from layerwise.partition_ties import TIE_GRID
 
 
 def placements(problem: PartitionProblem):
@@ -476,7 +476,7 @@ def test_differing_sizes_plan_at_scale_quickly(layers, stages):
 def test_past_the_work_limit_the_tie_break_keeps_the_search_pick(monkeypatch):
     problem = scale_problem(200, 64, differing=True)
     tied = partition(problem)
-    monkeypatch.setattr("layerwise.partition.TIE_WORK_LIMIT", 0)
+    monkeypatch.setattr("layerwise.partition_ties.TIE_WORK_LIMIT", 0)
     kept = partition(problem)
     assert kept.bottleneck == tied.bottleneck
     assert sum(kept.stage_costs) > sum(tied.stage_costs)  # the tie-break did choose

@@ -34,12 +34,11 @@ from dataclasses import dataclass
 from itertools import accumulate
 from numbers import Real
 
+from layerwise import partition_ties
 from layerwise.errors import CapacityError
 
 RELATIVE_TOLERANCE = 1e-9  # optimality is checked to this
 BISECTION_TOLERANCE = 1e-6  # bisection stops here, then the check above runs
-TIE_GRID = 2**40  # stage times are compared in units of bottleneck / TIE_GRID
-TIE_WORK_LIMIT = 1_000_000  # stage evaluations the tie-break may spend (~0.3 s)
 GIB = 2**30
 
 
@@ -325,59 +324,6 @@ def _band(chain: _Chain, limit: float) -> tuple[list[int], list[int]] | None:
     return [chain.layers - far[chain.stages - s] for s in range(chain.stages + 1)], hi
 
 
-def _tie_break(chain: _Chain, limit: float, lo: list[int], hi: list[int]) -> tuple[int, ...] | None:
-    """The partition within `limit` with the smallest (sum of hops, sum of squared stage times,
-    sum of squared compute times) on the grid, by a DP over the band; None past TIE_WORK_LIMIT.
-
-    Each layer's cost and each hop is rounded to the grid and a stage's time is the sum of its
-    parts there, so equal sums are equal integers; a path's key packs the three sums into one
-    integer, so comparisons are exact and lexicographic. Each hop is paid by both stages it
-    joins, so the hops order the sums of stage times; squared compute settles exact ties (one
-    layer per stage rather than an empty stage between two)."""
-    cost, resident, size, stages = chain.cost, chain.resident, chain.size, chain.stages
-    scale = min(TIE_GRID / limit, 1e300) if limit > 0 else 1.0  # subnormal limits
-    grid = [0, *accumulate(round(c * scale) for c in chain.problem.layer_costs)]
-    shift = 2 * TIE_GRID.bit_length() + stages.bit_length() + 3  # holds a sum of squares
-    never = 1 << (3 * shift)
-
-    def on_grid(seconds: float) -> int:  # a hop over the limit is never used
-        return round(min(seconds, limit) * scale)
-
-    keys, hops_in, parents, work = [0], [0.0], [], 0
-    for s in range(stages):
-        first, ends = lo[s], range(lo[s + 1], hi[s + 1] + 1)
-        hops_out = [chain.latency[s] + size[e] / chain.speed[s] for e in ends]
-        grid_in, grid_out = list(map(on_grid, hops_in)), list(map(on_grid, hops_out))
-        cuts = [hop << 2 * shift for hop in grid_out]
-        reach, room = limit + chain.slack(limit) - min(hops_out), chain.capacity[s]
-        new, parent = [never] * len(ends), [-1] * len(ends)
-        for a in range(first, hi[s] + 1):
-            key, hop_in, grid_hop = keys[a - first], hops_in[a - first], grid_in[a - first]
-            if key == never:
-                continue
-            top = bisect_right(cost, reach - hop_in + cost[a], a, ends.stop) - 1
-            top = min(top, bisect_right(resident, resident[a] + room, a, top + 1) - 1)
-            for e in range(max(a, ends.start), top + 1):
-                i = e - ends.start
-                if (hop_in + (cost[e] - cost[a])) + hops_out[i] <= limit:
-                    busy = grid[e] - grid[a]
-                    whole = grid_hop + busy + grid_out[i]
-                    total = key + cuts[i] + (whole * whole << shift) + busy * busy
-                    if total < new[i]:
-                        new[i], parent[i] = total, a
-            work += top + 1 - ends.start
-        if work > TIE_WORK_LIMIT:
-            return None
-        keys, hops_in = new, hops_out
-        parents.append(parent)
-    if keys[-1] == never:
-        return None
-    bounds = [chain.layers]
-    for s in reversed(range(stages)):
-        bounds.append(parents[s][bounds[-1] - lo[s + 1]])
-    return tuple(reversed(bounds))
-
-
 def partition(problem: PartitionProblem) -> Partition:
     """The contiguous partition with the smallest bottleneck (to a relative 1e-9) within
     capacity; ties go to the smallest sum of stage times, then the most even (module doc).
@@ -387,7 +333,7 @@ def partition(problem: PartitionProblem) -> Partition:
     chain = _Chain(problem)
     best, bottleneck = _search(chain)
     band = _band(chain, bottleneck) if math.isfinite(bottleneck) else None  # hops overflowed
-    tied = _tie_break(chain, bottleneck, *band) if band is not None else None
+    tied = partition_ties.tie_break(chain, bottleneck, *band) if band is not None else None
     bounds = tied or best
     return Partition(bounds, chain.stage_times(bounds))
 

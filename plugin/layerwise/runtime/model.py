@@ -28,6 +28,8 @@ from megatron.core.transformer.spec_utils import build_module
 from megatron.core.transformer.torch_norm import WrappedTorchNorm
 from torch import nn
 
+from layerwise.config import RunConfig
+from layerwise.layouts import Layout
 from layerwise.runtime.kv_cache import KVCache
 from layerwise.specs import ModelSpec
 
@@ -309,7 +311,7 @@ def build_body(
     return GptLayer(config, groups, model, block, cache)
 
 
-def stage_cache(config, layout, device) -> KVCache | None:
+def stage_cache(config: RunConfig, layout: Layout, device: torch.device) -> KVCache | None:
     """A KV cache for this rank's layers of a gpt model: the replica's sequences, prompt plus
     decode steps long."""
     if config.model.kind != "gpt":
