@@ -18,28 +18,18 @@ import time
 from pathlib import Path
 
 import torch
-from raw_loop import OneProcess, build_layers, one_process
-
-
-def forward(layers, inputs):
-    outputs = []
-    with torch.no_grad():
-        for hidden in inputs:
-            for layer in layers:
-                hidden = layer(hidden)
-            outputs.append(hidden)
-    return outputs
+from raw_loop import OneProcess, build_layers, one_process, run_layers
 
 
 def generate(run: OneProcess, layers, cache) -> list[torch.Tensor]:
     """Prefill, then every decode step; the outputs in order."""
     if cache is not None:
         cache.start(0, len(run.chunks))
-    outputs = forward(layers, run.chunks)
+    outputs = run_layers(layers, run.chunks)
     for step, tokens in enumerate(run.steps):
         if cache is not None:
             cache.start(run.config.workload.seq_len + step, len(tokens))
-        outputs += forward(layers, tokens)
+        outputs += run_layers(layers, tokens)
     return outputs
 
 
@@ -73,14 +63,14 @@ def main() -> None:
         cache.start(seq_len + step, len(tokens)) if cache is not None else None
         sync()
         start = time.perf_counter()
-        forward(layers, tokens)
+        run_layers(layers, tokens)
         sync()
         synced.append(time.perf_counter() - start)
     sync()
     start = time.perf_counter()
     for step, tokens in enumerate(steps):
         cache.start(seq_len + step, len(tokens)) if cache is not None else None
-        forward(layers, tokens)
+        run_layers(layers, tokens)
     queued_end = time.perf_counter()
     sync()
     done = time.perf_counter()
@@ -94,7 +84,7 @@ def main() -> None:
         activities.append(torch.profiler.ProfilerActivity.CUDA)
     cache.start(seq_len, len(steps[0])) if cache is not None else None
     with torch.profiler.profile(activities=activities) as profiler:
-        forward(layers, steps[0])
+        run_layers(layers, steps[0])
         sync()
     events = profiler.key_averages()
     device_us = sum(e.self_device_time_total for e in events) if cuda else 0.0

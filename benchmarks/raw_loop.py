@@ -76,6 +76,17 @@ def build_layers(run: OneProcess) -> tuple[list, KVCache | None]:
     return layers, cache
 
 
+def run_layers(layers, inputs) -> list[torch.Tensor]:
+    """Each micro-batch of `inputs` through every layer, in order; their outputs."""
+    outputs = []
+    with torch.no_grad():
+        for hidden in inputs:
+            for layer in layers:
+                hidden = layer(hidden)
+            outputs.append(hidden)
+    return outputs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--config", required=True, type=Path)
@@ -89,10 +100,7 @@ def main() -> None:
         """`inputs` (micro-batches) through every layer from cache `position`."""
         if cache is not None:
             cache.start(position, len(inputs))
-        with torch.no_grad():
-            for hidden in inputs:
-                for layer in layers:
-                    hidden = layer(hidden)
+        run_layers(layers, inputs)
 
     def timed(work: Callable[[], None]) -> float:
         sync()

@@ -38,6 +38,14 @@ def test_table_shows_both_runs_and_the_ratios():
     assert "A ok (relative error 0.0e+00); B FAILED (relative error 5.0e-01)" in table
 
 
+def test_verdict_names_greedy_tokens_for_a_vocabulary_model():
+    runs = [result("baseline", 1000.0, 4.0, True), result("layerwise", 1500.0, 3.0, True)]
+    runs[0]["verify"]["greedy_match"], runs[1]["verify"]["greedy_match"] = True, False
+    table = comparison_table(runs)
+    assert "A ok (relative error 0.0e+00, greedy tokens equal)" in table
+    assert "B ok (relative error 0.0e+00, greedy tokens DIFFER)" in table
+
+
 def test_switched_copy_runs_the_other_mode_and_keeps_its_profile(tmp_path):
     data = json.loads((CONFIGS / "mock_dense_baseline.json").read_text())
     (tmp_path / "configs").mkdir()

@@ -11,8 +11,6 @@ from layerwise.cost import (
     allgather_time,
     allreduce_time,
     boundary_bytes,
-    bubble_fraction,
-    decode_period,
     gemm_tflops,
     kernel_time,
     kv_bytes_per_token,
@@ -21,9 +19,8 @@ from layerwise.cost import (
     layer_kernels,
     layer_kv_bytes_per_token,
     p2p_time,
-    pipeline_time,
-    utilisation,
 )
+from layerwise.pipeline import bubble_fraction, decode_period, pipeline_time, utilisation
 from layerwise.specs import MODEL_PRESETS, LinkSpec, find_hardware_profile, load_hardware
 
 from .conftest import CONFIGS

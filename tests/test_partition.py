@@ -5,7 +5,6 @@ import itertools
 import math
 import random
 import re
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -464,13 +463,14 @@ def scale_problem(layers: int, stages: int, differing: bool) -> PartitionProblem
 
 
 @pytest.mark.parametrize("layers,stages", [(1000, 1024), (10000, 64)])
-def test_differing_sizes_plan_at_scale_quickly(layers, stages):
-    """Under 0.1 s on a 2-core CPU (benchmarks/plan_scale.py); 2 s leaves room for slow CI."""
+def test_differing_sizes_at_scale_place_every_layer_within_the_reported_bottleneck(layers, stages):
+    """The sizes benchmarks/plan_scale.py times (speed is the benchmark's, not this test's)."""
     problem = scale_problem(layers, stages, differing=True)
-    start = time.perf_counter()
     found = partition(problem)
-    assert time.perf_counter() - start < 2.0
+    assert found.boundaries[0] == 0 and found.boundaries[-1] == layers
     assert fits_capacity(problem, found.boundaries)
+    assert found.stage_costs == stage_costs(problem, found.boundaries)
+    assert found.bottleneck == max(found.stage_costs) >= max(problem.layer_costs)
 
 
 def test_past_the_work_limit_the_tie_break_keeps_the_search_pick(monkeypatch):

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from layerwise.config import Mode, Objective, RunConfig
-from layerwise.cost import bubble_fraction, decode_period, pipeline_time, utilisation
 from layerwise.errors import CapacityError
 from layerwise.grid import RankGrid, layerwise_grid
 from layerwise.layers import (
@@ -33,6 +32,7 @@ from layerwise.layers import (
     weight_sizes,
 )
 from layerwise.partition import PartitionProblem, partition, stage_costs
+from layerwise.pipeline import bubble_fraction, decode_period, pipeline_time, utilisation
 from layerwise.replicas import searched_counts
 
 TIE_TOLERANCE = 0.01
@@ -86,7 +86,7 @@ class Layout:
     decode_micro_batches: int
     decode_streamed: bool
     """Decode steps stream through the pipeline (decode_micro_batches >= stages), else each
-    step fills and drains it (cost.decode_period)."""
+    step fills and drains it (pipeline.decode_period)."""
     decode_tps: float
     bubble_fraction: float
     utilisation: float

@@ -114,81 +114,28 @@ class ModelSpec:
 
 
 LLAMA = {"gated_mlp": True, "norm": "rmsnorm", "norm_eps": 1e-5, "bias": False, "rope": True}
+
+
+def llama(name: str, layers: int, hidden: int, heads: int, ffn: int, **fields) -> ModelSpec:
+    """A Llama-family shape: head_dim 128, 8 K/V heads unless given, SwiGLU, RMSNorm, RoPE."""
+    shape = {"head_dim": 128, "query_groups": 8, **LLAMA, **fields}
+    return ModelSpec(name, "gpt", layers, hidden, heads=heads, ffn_hidden=ffn, **shape)
+
+
+LLAMA_3_1 = {"vocab_size": 128256, "rope_base": 500000.0, "rope_llama3_factor": 8.0}
 MODEL_PRESETS = {
     "seed-dense": ModelSpec("seed-dense", "dense", 16, 16384),
     "seed-gpt": ModelSpec("seed-gpt", "gpt", 16, 16384, heads=32, head_dim=128, ffn_hidden=16384),
     "mock-dense": ModelSpec("mock-dense", "dense", 8, 64),
     "mock-gpt": ModelSpec("mock-gpt", "gpt", 8, 64, heads=4, head_dim=16, ffn_hidden=128),
-    "mock-llama": ModelSpec(
-        "mock-llama",
-        "gpt",
-        6,
-        64,
-        heads=8,
-        head_dim=8,
-        ffn_hidden=96,
-        **LLAMA,
-        query_groups=2,
-        vocab_size=96,
-        rope_base=10000.0,
-        tied_embeddings=True,
+    "mock-llama": llama(
+        "mock-llama", 6, 64, 8, 96, head_dim=8, query_groups=2, vocab_size=96, tied_embeddings=True
     ),
     # Shapes of the published configs (huggingface.co/<org>/<model>/config.json, docs/sources.md)
-    "llama-3.1-8b": ModelSpec(
-        "llama-3.1-8b",
-        "gpt",
-        32,
-        4096,
-        heads=32,
-        head_dim=128,
-        ffn_hidden=14336,
-        **LLAMA,
-        query_groups=8,
-        vocab_size=128256,
-        rope_base=500000.0,
-        rope_llama3_factor=8.0,
-    ),
-    "llama-3.1-70b": ModelSpec(
-        "llama-3.1-70b",
-        "gpt",
-        80,
-        8192,
-        heads=64,
-        head_dim=128,
-        ffn_hidden=28672,
-        **LLAMA,
-        query_groups=8,
-        vocab_size=128256,
-        rope_base=500000.0,
-        rope_llama3_factor=8.0,
-    ),
-    "llama-3.1-405b": ModelSpec(
-        "llama-3.1-405b",
-        "gpt",
-        126,
-        16384,
-        heads=128,
-        head_dim=128,
-        ffn_hidden=53248,
-        **LLAMA,
-        query_groups=8,
-        vocab_size=128256,
-        rope_base=500000.0,
-        rope_llama3_factor=8.0,
-    ),
-    "mistral-7b": ModelSpec(
-        "mistral-7b",
-        "gpt",
-        32,
-        4096,
-        heads=32,
-        head_dim=128,
-        ffn_hidden=14336,
-        **LLAMA,
-        query_groups=8,
-        vocab_size=32768,
-        rope_base=1000000.0,
-    ),
+    "llama-3.1-8b": llama("llama-3.1-8b", 32, 4096, 32, 14336, **LLAMA_3_1),
+    "llama-3.1-70b": llama("llama-3.1-70b", 80, 8192, 64, 28672, **LLAMA_3_1),
+    "llama-3.1-405b": llama("llama-3.1-405b", 126, 16384, 128, 53248, **LLAMA_3_1),
+    "mistral-7b": llama("mistral-7b", 32, 4096, 32, 14336, vocab_size=32768, rope_base=1000000.0),
 }
 
 

@@ -28,6 +28,7 @@ def test_deepspeed_launcher_runs_mock_llama_baseline_with_verify(tmp_path):
     assert "baseline run of configs/mock_llama_baseline.json" in done.stdout
     assert "TP=2 x PP=2 (megatron-core)" in done.stdout
     assert "PREDICTED" in done.stdout and "MEASURED" in done.stdout
+    assert "decode TPS (tokens/s)" in done.stdout and "TPOT (ms, decode step)" in done.stdout
     assert "verify: 1 prefill chunk(s) and 8 decode step(s)" in done.stdout
     assert "greedy tokens equal (" in done.stdout and ": ok" in done.stdout
     data = json.loads(results.read_text())

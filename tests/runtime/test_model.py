@@ -217,3 +217,56 @@ def test_cached_decode_equals_recomputing_the_whole_sequence(groups):
             assert torch.allclose(got, expected, atol=1e-5), (step, row)
     other_row = run(plain, tokens[: prompt_len + 1, :1])
     assert not torch.allclose(other_row, run(plain, tokens[: prompt_len + 1, 1:]))
+
+
+@pytest.mark.parametrize("size", [1, 2])
+def test_tied_lm_head_holds_the_embeddings_weight(groups, size):
+    """mock-llama ties its head to its embedding: on every TP rank the head's slice of the
+    output weight is the embedding's slice of the same vocabulary rows."""
+    model = MODEL_PRESETS["mock-llama"]
+    for rank in range(size):
+        shard = with_tp(groups, size, rank) if size > 1 else groups
+        embedding, head = (
+            PresetLayer(model, index, 1234, torch.float32, CPU, shard)
+            for index in (0, model.pipeline_layers - 1)
+        )
+        table = dict(embedding.named_parameters())["body.embedding.weight"]
+        output = dict(head.named_parameters())["body.output.weight"]
+        assert table.shape == (model.vocab_size // size, model.hidden)
+        assert torch.equal(output, table)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"qkv_bias": True},
+        {"bias": True},
+        {"gated_mlp": False, "norm": "layernorm"},
+        {"query_groups": 8},
+    ],
+)
+def test_built_layers_hold_the_parameters_the_planner_counts(groups, changes):
+    """ModelSpec.layer_params (what the planner prices) against the megatron-core modules the
+    runtime builds, for each pipeline layer of mock-llama variants."""
+    import dataclasses
+
+    model = dataclasses.replace(MODEL_PRESETS["mock-llama"], **changes)
+    for index in (0, 1, model.pipeline_layers - 1):
+        layer = PresetLayer(model, index, 1234, torch.float32, CPU, groups)
+        assert sum(p.numel() for p in layer.parameters()) == model.layer_params(index), index
+
+
+def test_llama3_rope_scaling_slows_only_the_low_frequencies():
+    """rope_llama3_factor = 8 (Llama 3.1): megatron-core's scaling keeps the fastest rotation
+    and divides the slowest by the factor."""
+    import dataclasses
+
+    from layerwise.runtime.model import rotary_table
+
+    plain = dataclasses.replace(MODEL_PRESETS["llama-3.1-8b"], rope_llama3_factor=0.0)
+    scaled = MODEL_PRESETS["llama-3.1-8b"]
+    base, llama3 = rotary_table(plain, 4, True), rotary_table(scaled, 4, True)
+    half = scaled.head_dim // 2
+    assert torch.equal(llama3[:, ..., 0], base[:, ..., 0])
+    assert torch.allclose(llama3[:, ..., half - 1], base[:, ..., half - 1] / 8)
