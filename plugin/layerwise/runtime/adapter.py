@@ -13,6 +13,7 @@ import torch
 from layerwise.config import RunConfig
 from layerwise.grid import Place
 from layerwise.layouts import Layout
+from layerwise.runtime.kv_cache import KVCache
 
 
 class Adapter(Protocol):
@@ -45,13 +46,25 @@ def per_step(outputs: list[torch.Tensor] | None, micro_batches: int) -> list | N
     return [outputs[i : i + micro_batches] for i in range(0, len(outputs), micro_batches)]
 
 
-def run_decode(run: Callable, steps: list, layout: Layout, first_position: int) -> list | None:
-    """`run(inputs, micro_batches, position)` over all steps at once when the plan streams
-    decode, else once per step; outputs per step (None off the last stage)."""
+def run_decode(
+    run: Callable, steps: list, layout: Layout, first_position: int, cache: KVCache | None
+) -> list | None:
+    """`run(inputs, micro_batches)` over all steps at once when the plan streams decode, else
+    once per step, the KV cache (if any) started at each run's first position; outputs per step
+    (None off the last stage)."""
     count = layout.decode_micro_batches
+
+    def start(position: int) -> None:
+        if cache is not None:
+            cache.start(position, count)
+
     if layout.decode_streamed:
-        return per_step(run(flatten(steps), len(steps) * count, first_position), count)
-    found = [run(step, count, first_position + index) for index, step in enumerate(steps)]
+        start(first_position)
+        return per_step(run(flatten(steps), len(steps) * count), count)
+    found = []
+    for index, step in enumerate(steps):
+        start(first_position + index)
+        found.append(run(step, count))
     return None if found and found[0] is None else found
 
 

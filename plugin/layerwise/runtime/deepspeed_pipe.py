@@ -81,17 +81,17 @@ class LayerwisePipeline:
                 raise ConfigError([deepspeed_refusal(error)], config.source) from None
 
     def prefill(self, chunks):
-        return self._eval(chunks, self.layout.micro_batches, 0)
+        if self.cache is not None:
+            self.cache.start(0, self.layout.micro_batches)
+        return self._eval(chunks, self.layout.micro_batches)
 
     def decode(self, steps):
-        return run_decode(self._eval, steps, self.layout, self.config.workload.seq_len)
+        seq_len = self.config.workload.seq_len
+        return run_decode(self._eval, steps, self.layout, seq_len, self.cache)
 
-    def _eval(self, inputs, count: int, position: int):
-        """One eval_batch of `count` micro-batches from cache `position`; stages that read no
-        input get placeholders (the last stage reads only the absent labels)."""
-        if self.cache is not None:
-            micro_batches = self.layout.decode_micro_batches if position else count
-            self.cache.start(position, micro_batches)
+    def _eval(self, inputs, count: int):
+        """One eval_batch of `count` micro-batches; stages that read no input get placeholders
+        (the last stage reads only the absent labels)."""
         items = inputs if inputs is not None else [torch.empty(0, device=self.device)] * count
         self.engine.total_loss = None
         self.engine.reset_activation_shape()

@@ -84,16 +84,16 @@ class MegatronTPxPP:
         return self._run(chunks, self.layout.micro_batches, seq_len, self.layout.micro_batch_rows)
 
     def decode(self, steps):
-        return run_decode(self._decode, steps, self.layout, self.config.workload.seq_len)
+        seq_len = self.config.workload.seq_len
+        return run_decode(self._decode, steps, self.layout, seq_len, self.cache)
 
-    def _decode(self, tokens, count: int, position: int):
-        """`count` decode micro-batches from cache `position`: [1, rows, hidden] between stages
-        ([rows, 1, hidden] for a dense model's [rows, hidden] tokens)."""
+    def _decode(self, tokens, count: int):
+        """`count` decode micro-batches: [1, rows, hidden] between stages ([rows, 1, hidden] for
+        a dense model's [rows, hidden] tokens)."""
         sequences = self.config.workload.batch_size // self.layout.replicas
         rows = sequences // self.layout.decode_micro_batches
-        if self.cache is None:
+        if self.config.model.kind == "dense":
             return self._run(tokens, count, rows, 1)
-        self.cache.start(position, self.layout.decode_micro_batches)
         return self._run(tokens, count, 1, rows)
 
     def _run(self, inputs, count: int, seq_length: int, micro_batch_size: int):
