@@ -1,11 +1,12 @@
 """Print the cost model's error against each H200 measurement in configs/hardware/measured/.
 
 Run: python benchmarks/cost_model_error.py  (no GPU needed: it compares predictions with the
-stored measurements). The compute-bound full/tp8 rows at M >= 1024 are the rate table's own
-entries, so their ~0% error checks consistency only; the other rows are real checks.
+stored measurements). Rows the profile was fitted on (the file's "fitted_on") are marked
+"fit": their error checks consistency only; the median and max are over the held-out rows.
 """
 
 import json
+import statistics
 from pathlib import Path
 
 from layerwise.cost import Chunk, _gemm, kernel_time, layer_cost
@@ -29,23 +30,34 @@ def predicted_ms(hardware, case: str, tokens: int) -> float | None:
     if case in ("l2w_32MB", "hbmw_512MB"):
         side = 4096 if case == "l2w_32MB" else 16384
         kernel = _gemm(case, tokens, side, side, 2)
-        return kernel_time(hardware, kernel, tokens, side == 4096, True) * 1e3
+        return kernel_time(hardware, kernel, tokens, False, True) * 1e3
     return None
 
 
 def main() -> None:
     hardware = load_hardware(find_hardware_profile("h200"))
     for path in sorted(ANCHORS.glob("h200-*.json")):
-        print(f"{path.name} ({json.loads(path.read_text())['device']}), profile {hardware.name}")
+        data = json.loads(path.read_text())
+        fitted = {(row["case"], row["tokens"]) for row in data.get("fitted_on", [])}
+        print(f"{path.name} ({data['device']}), profile {hardware.name}")
         print(f"{'case':>13} {'tokens':>7} {'measured ms':>12} {'predicted ms':>13} {'error':>7}")
-        for row in json.loads(path.read_text())["results"]:
+        held_out = []
+        for row in data["results"]:
             guess = predicted_ms(hardware, row["case"], row["tokens"])
             if guess is None:
                 continue
             error = guess / row["ms"] - 1
+            fit = (row["case"], row["tokens"]) in fitted
+            if not fit:
+                held_out.append(abs(error))
             print(
                 f"{row['case']:>13} {row['tokens']:>7} {row['ms']:>12.4f} {guess:>13.4f} "
-                f"{error:>+7.1%}"
+                f"{error:>+7.1%}{'  fit' if fit else ''}"
+            )
+        if held_out:
+            print(
+                f"held out: {len(held_out)} rows, median |error| "
+                f"{statistics.median(held_out):.1%}, max {max(held_out):.1%}"
             )
 
 

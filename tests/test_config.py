@@ -315,13 +315,17 @@ def test_gpus_per_node_override(seed_data):
     assert parse_config(seed_data).gpu.gpus_per_node == 16
 
 
-def test_hardware_tables_need_positive_entries(tmp_path, seed_data):
+def test_hardware_tables_need_positive_entries_and_shape_keys(tmp_path, seed_data):
     text = (CONFIGS / "hardware/h200.yaml").read_text()
     profile = tmp_path / "odd.yaml"
-    profile.write_text(text.replace("2048: {1024: 708.9", "0: {1024: 708.9"))
+    odd = text.replace('"16384x2048": {1024: 708.9', '"16384x2048": {0: 708.9')
+    profile.write_text(odd.replace('"2048x16384":', '"2048 by 16384":'))
     seed_data["hardware"]["profile"] = str(profile)
     found = problems_of(seed_data)
-    assert any("hardware.gemm_tflops: needs positive keys and values" in p for p in found)
+    assert any(
+        "hardware.gemm_tflops[16384x2048]: needs positive keys and values" in p for p in found
+    )
+    assert any('shape keys are "KxN"' in p and "'2048 by 16384'" in p for p in found)
 
 
 def test_preset_of_the_wrong_type(seed_data):

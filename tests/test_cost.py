@@ -1,15 +1,17 @@
-"""The cost model against hand-computed cases and against the H200 measurements (FACTS.md)."""
+"""The cost model against hand-computed cases and against the H200 measurements (configs/
+hardware/measured): consistency on the points the profile was fitted on, accuracy on the rest."""
 
 import json
+import statistics
 from dataclasses import replace
 
 import pytest
 
+from layerwise.collectives import allgather_time, allreduce_time, p2p_time
 from layerwise.cost import (
     Chunk,
     Kernel,
-    allgather_time,
-    allreduce_time,
+    attention_tflops,
     boundary_bytes,
     gemm_tflops,
     kernel_time,
@@ -18,9 +20,16 @@ from layerwise.cost import (
     layer_flops,
     layer_kernels,
     layer_kv_bytes_per_token,
-    p2p_time,
+    layer_time,
+    nearest_gemm_shape,
 )
-from layerwise.pipeline import bubble_fraction, decode_period, pipeline_time, utilisation
+from layerwise.pipeline import (
+    bubble_fraction,
+    decode_period,
+    on_shared_cores,
+    pipeline_time,
+    utilisation,
+)
 from layerwise.specs import MODEL_PRESETS, LinkSpec, find_hardware_profile, load_hardware
 
 from .conftest import CONFIGS
@@ -30,24 +39,71 @@ DENSE = MODEL_PRESETS["seed-dense"]
 ANCHORS = json.loads((CONFIGS / "hardware/measured/h200-gemm-2026-11-26.json").read_text())
 
 
-def test_kernel_time_is_the_max_of_floor_compute_and_memory():
+def test_kernel_time_is_the_floor_or_fixed_cost_plus_the_larger_of_compute_and_memory():
     flat = replace(
-        H200, gemm_tflops={1024: {1024: 500.0}}, gemm_floor_us=10.0, hbm_gbs=1000.0, l2_gbs=4000.0
+        H200,
+        gemm_tflops={"1024x1024": {1024: 500.0}},
+        gemm_floor_us=10.0,
+        hbm_gbs=1000.0,
+        l2_gbs=4000.0,
     )
-    compute = Kernel("k", "gemm", 1e12, 0.0, 0.0, width=1024)  # 1 TFLOP at 500 TFLOP/s
+    compute = Kernel("k", "gemm", 1e12, 0.0, 0.0, shape=(1024, 1024))  # 1 TFLOP at 500 TFLOP/s
     assert kernel_time(flat, compute, 1024, False, False) == pytest.approx(2e-3)
-    memory = Kernel("k", "gemm", 1.0, 1e9, 1e9, width=1024)  # 2 GB at 1 TB/s
+    memory = Kernel("k", "gemm", 1.0, 1e9, 1e9, shape=(1024, 1024))  # 2 GB at 1 TB/s
     assert kernel_time(flat, memory, 1024, False, False) == pytest.approx(2e-3)
     assert kernel_time(flat, memory, 1024, True, False) == pytest.approx(1.25e-3)  # weights in L2
-    tiny = Kernel("k", "gemm", 1.0, 1.0, 1.0, width=1024)
+    tiny = Kernel("k", "gemm", 1.0, 1.0, 1.0, shape=(1024, 1024))
     assert kernel_time(flat, tiny, 1024, False, False) == pytest.approx(10e-6)
+    fixed = replace(flat, gemm_floor_us=0.0, kernel_fixed_us=3.0)  # a CPU rank's dispatch
+    assert kernel_time(fixed, memory, 1024, False, False) == pytest.approx(2e-3 + 3e-6)
 
 
-def test_gemm_rate_interpolates_in_log_tokens_and_clamps():
-    rates = replace(H200, gemm_tflops={2048: {1024: 400.0, 4096: 600.0}})
-    assert gemm_tflops(rates, 2048, 2048) == pytest.approx(500.0)  # halfway in log2
-    assert gemm_tflops(rates, 16, 2048) == 400.0
-    assert gemm_tflops(rates, 10**6, 99) == 600.0
+def test_l2_is_not_priced_without_a_measured_l2_rate():
+    unmeasured = replace(H200, l2_gbs=0.0)
+    weights = Kernel("k", "gemm", 1.0, 1e9, 0.0, shape=(16384, 16384))
+    from_l2 = kernel_time(unmeasured, weights, 1, True, True)
+    assert from_l2 == kernel_time(unmeasured, weights, 1, False, False)
+    assert from_l2 == pytest.approx(1e9 / (H200.hbm_gbs * 1e9))
+
+
+def test_gemm_rate_is_keyed_on_the_shape_and_interpolates_in_log_tokens():
+    rates = replace(
+        H200,
+        gemm_tflops={"2048x2048": {1024: 400.0, 4096: 600.0}, "2048x8192": {1024: 100.0}},
+    )
+    assert gemm_tflops(rates, 2048, (2048, 2048)) == pytest.approx(500.0)  # halfway in log2
+    assert gemm_tflops(rates, 16, (2048, 2048)) == 400.0  # clamped
+    assert gemm_tflops(rates, 10**6, (2048, 2048)) == 600.0
+    # same min(K, N), another shape: its own rate, not the square's
+    assert gemm_tflops(rates, 1024, (2048, 8192)) == 100.0
+    assert nearest_gemm_shape(rates, (2048, 7000)) == "2048x8192"
+    assert nearest_gemm_shape(rates, (1024, 1024)) == "2048x2048"
+
+
+def test_attention_rate_by_sequence_length():
+    table = replace(H200, attention_tflops_by_seq={1024: 300.0, 4096: 500.0})
+    assert attention_tflops(table, 2048) == pytest.approx(400.0)
+    assert (
+        attention_tflops(replace(H200, attention_tflops_by_seq={}), 2048) == H200.attention_tflops
+    )
+
+
+def test_layer_time_overlaps_host_and_kernels_on_gpus_and_adds_them_on_cpu_ranks():
+    """A gpt block whose calls cost the host 500 us: on a GPU that hides 300 us of kernels
+    (max), on a CPU rank it adds to them; a decode step uses its own figure."""
+    host = {"gpt": 500.0, "gpt_decode": 700.0}
+    gpu = replace(H200, layer_host_us=host)
+    cpu = replace(gpu, host_overlaps_device=False)
+    assert layer_time(gpu, "gpt", False, 300e-6) == pytest.approx(500e-6)
+    assert layer_time(gpu, "gpt", False, 900e-6) == pytest.approx(900e-6)
+    assert layer_time(cpu, "gpt", False, 300e-6) == pytest.approx(800e-6)
+    assert layer_time(cpu, "gpt", True, 300e-6) == pytest.approx(1000e-6)
+    assert layer_time(cpu, "dense", True, 300e-6) == pytest.approx(300e-6)  # not measured
+    gpt = MODEL_PRESETS["mock-gpt"]
+    chunk = Chunk(4, 1, 4, False)
+    bare = layer_cost(gpt, replace(H200, host_overlaps_device=False), 0, chunk, 1, 4, 0.0)
+    hosted = layer_cost(gpt, cpu, 0, chunk, 1, 4, 0.0)
+    assert hosted.compute_s == pytest.approx(bare.compute_s + 500e-6)
 
 
 def test_allreduce_alpha_beta_and_measured_table():
@@ -58,6 +114,16 @@ def test_allreduce_alpha_beta_and_measured_table():
     measured = replace(link, allreduce_busbw_measured_gbs={2**20: 50.0, 2**30: 400.0})
     assert allreduce_time(measured, 2**30, 8) == pytest.approx(1.75 * 2**30 / 400e9)
     assert p2p_time(link, 1e9) == pytest.approx(10e-6 + 1e-2)
+
+
+def test_small_allreduces_cost_the_latency_floor_not_a_clamped_bandwidth():
+    """The H200 table starts at 32 KB (3.2 GB/s bus bandwidth, 18 us): a 4 KB all-reduce costs
+    no less than that and no less than the 25 us floor, not 4 KB / 3.2 GB/s ~ 2 us."""
+    link = H200.intra_node
+    small = allreduce_time(link, 4096, 8)
+    assert small >= link.allreduce_latency_us * 1e-6
+    assert small >= allreduce_time(link, 32768, 8)
+    assert allgather_time(link, 4096, 8) >= link.allreduce_latency_us * 1e-6
 
 
 def test_pipeline_schedule_and_bubble():
@@ -78,34 +144,46 @@ def test_tensor_parallel_dense_pairs_need_one_allreduce_per_pair():
 
 
 def _predicted_ms(case: str, tokens: int) -> float:
+    """The H200 file's cases (configs/hardware/measured): one 16384^2 layer (full), a TP=8
+    shard pair (tp8), one GEMM of a 32 MB or 512 MB weight, 16 layers streamed in chunks."""
     chunk = Chunk(tokens, tokens, 1, False)
     if case == "full":
         return layer_cost(DENSE, H200, 0, chunk, 1, 2, 0.0).compute_s * 1e3
-    pair = [layer_cost(DENSE, H200, layer, chunk, 8, 2, 0.0).compute_s for layer in (0, 1)]
-    return sum(pair) * 1e3
+    if case == "tp8":
+        pair = [layer_cost(DENSE, H200, layer, chunk, 8, 2, 0.0).compute_s for layer in (0, 1)]
+        return sum(pair) * 1e3
+    if case.startswith("stream_c"):
+        size = int(case.removeprefix("stream_c"))
+        per_chunk = layer_cost(DENSE, H200, 0, Chunk(size, size, 1, False), 1, 2, 0.0).compute_s
+        return per_chunk * 16 * (tokens // size) * 1e3
+    side = 4096 if case == "l2w_32MB" else 16384
+    kernel = Kernel(case, "gemm", 2.0 * tokens * side * side, 2.0 * side * side, 0.0, (side, side))
+    return kernel_time(H200, kernel, tokens, False, True) * 1e3
+
+
+FITTED = {(row["case"], row["tokens"]) for row in ANCHORS["fitted_on"]}
+PRICED = [r for r in ANCHORS["results"] if not r["case"].startswith("ceil")]
+HELD_OUT = [r for r in PRICED if (r["case"], r["tokens"]) not in FITTED]
 
 
 @pytest.mark.parametrize(
     "row",
-    [r for r in ANCHORS["results"] if r["case"] in ("full", "tp8")],
+    [r for r in PRICED if (r["case"], r["tokens"]) in FITTED],
     ids=lambda r: f"{r['case']}-M{r['tokens']}",
 )
-def test_reproduces_h200_measurements_within_15_percent(row):
-    assert _predicted_ms(row["case"], row["tokens"]) == pytest.approx(row["ms"], rel=0.15)
+def test_h200_profile_is_consistent_with_the_points_it_was_fitted_on(row):
+    """Consistency, not accuracy: these points made the profile's figures (fitted_on; the floor
+    is one figure for a 31-37 us spread, hence 20%)."""
+    assert _predicted_ms(row["case"], row["tokens"]) == pytest.approx(row["ms"], rel=0.20)
 
 
-@pytest.mark.parametrize(
-    "row",
-    [r for r in ANCHORS["results"] if r["case"].startswith("stream")],
-    ids=lambda r: r["case"],
-)
-def test_streamed_chunks_within_15_percent(row):
-    """16 layers over 65,536 tokens in chunks: not in the rate table, an out-of-sample check."""
-    chunk_tokens = int(row["case"].removeprefix("stream_c"))
-    chunk = Chunk(chunk_tokens, chunk_tokens, 1, False)
-    per_chunk = layer_cost(DENSE, H200, 0, chunk, 1, 2, 0.0).compute_s * 16
-    predicted_ms = per_chunk * (row["tokens"] // chunk_tokens) * 1e3
-    assert predicted_ms == pytest.approx(row["ms"], rel=0.15)
+def test_h200_profile_predicts_the_points_it_was_not_fitted_on():
+    """Accuracy on the held-out rows: other token counts of the same weights, a 512 MB weight,
+    16 layers streamed in four chunk sizes. Median |error| <= 10%, max <= 15%."""
+    assert len(HELD_OUT) >= 8
+    errors = [abs(_predicted_ms(r["case"], r["tokens"]) / r["ms"] - 1) for r in HELD_OUT]
+    assert statistics.median(errors) <= 0.10
+    assert max(errors) <= 0.15
 
 
 def test_gpt_layer_prefill_near_the_sdpa_estimate():
@@ -233,3 +311,28 @@ def test_decode_streams_only_with_a_micro_batch_per_stage():
     assert decode_period([1.0, 2.0, 1.0], 3, 4) == (6.5, True)
     assert decode_period([1.0, 2.0, 1.0], 2, 4) == (6.0, False)
     assert decode_period([2.0], 1, 4) == (2.0, True)  # one stage: nothing to fill
+
+
+def test_elementwise_kernels_read_and_write_at_the_elementwise_rate():
+    norm = Kernel("norm", "elementwise", 0.0, 0.0, 1e9)
+    flat = replace(H200, kernel_floor_us=0.0, hbm_gbs=1000.0)
+    assert kernel_time(flat, norm, 1, False, False) == pytest.approx(1e-3)
+    assert kernel_time(replace(flat, elementwise_gbs=500.0), norm, 1, False, False) == (
+        pytest.approx(2e-3)
+    )
+
+
+def test_host_time_is_looked_up_by_the_layers_make():
+    llama, gpt, dense = (MODEL_PRESETS[name] for name in ("mock-llama", "mock-gpt", "mock-dense"))
+    assert [llama.host_key(i) for i in (0, 1, llama.pipeline_layers - 1)] == [
+        "embedding",
+        "llama",
+        "head",
+    ]
+    assert gpt.host_key(0) == "gpt" and dense.host_key(3) == "dense"
+
+
+def test_ranks_sharing_cores_take_at_least_their_busy_time_over_the_cores():
+    assert on_shared_cores(1.0, 3.0, 2.0) == 1.5  # 3 s of work on 2 cores
+    assert on_shared_cores(2.0, 3.0, 2.0) == 2.0  # the pipeline itself is slower
+    assert on_shared_cores(1.0, 3.0, 0.0) == 1.0  # GPUs: each rank its own device

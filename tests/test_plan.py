@@ -4,11 +4,13 @@ import json
 import textwrap
 
 import pytest
+import yaml
 
 from layerwise.config import load_config, parse_config
 from layerwise.layouts import layerwise_setting, plan_layerwise, problem
 from layerwise.partition import stage_costs, uniform_boundaries
 from layerwise.plan import make_plan
+from layerwise.report import render
 
 from .conftest import CONFIGS
 
@@ -16,7 +18,7 @@ ROUND_NUMBERS = textwrap.dedent("""\
     name: round
     description: round numbers for hand-computed plans
     peak_tflops: 1.0
-    gemm_tflops: {1000: {1: 1.0}}
+    gemm_tflops: {"1000x1000": {1: 1.0}}
     gemm_floor_us: 0.0
     kernel_floor_us: 0.0
     attention_tflops: 1.0
@@ -149,16 +151,41 @@ def test_one_nvlink_domain_removes_the_slow_hop(seed_data):
     assert all(stage.num_layers == 1 for stage in one_domain.stages)
 
 
-def test_weights_that_fit_l2_are_read_from_l2(seed_data):
+def _with_l2(seed_data, tmp_path, l2_gbs: float) -> dict:
+    """The seed config on the h200 profile with `l2_gbs` (0: not measured, not priced) and
+    1 us kernel floors (as CUDA graphs measure them), so an 8 MiB weight's read shows."""
+    profile = yaml.safe_load((CONFIGS / "hardware" / "h200.yaml").read_text())
+    profile.update(l2_gbs=l2_gbs, gemm_floor_us=1.0, kernel_floor_us=1.0)
+    (tmp_path / "l2.yaml").write_text(yaml.safe_dump(profile))
+    seed_data["hardware"]["profile"] = str(tmp_path / "l2.yaml")
     seed_data["model"] = {"kind": "dense", "num_layers": 16, "hidden": 2048}  # 8 MiB a layer
     seed_data["layerwise"]["replicas"] = 1  # a layer per stage
-    plan = make_plan(parse_config(seed_data))
-    holding = [stage for stage in plan.layerwise.stages if stage.num_layers]
+    return seed_data
+
+
+def test_weights_that_fit_l2_are_read_from_l2_when_the_profile_measured_it(seed_data, tmp_path):
+    config = parse_config(_with_l2(seed_data, tmp_path, 7500.0))
+    plan = make_plan(config)
+    layout = plan.layerwise
+    holding = [stage for stage in layout.stages if stage.num_layers]
     assert holding and all(stage.weights_fit_l2 for stage in holding)
+    assert layout.tpot_s < layout.tpot_without_l2_s
+    saved = 1 - layout.tpot_s / layout.tpot_without_l2_s
+    assert f"without L2 ({saved:.1%} saved)" in render(plan)
     seed_data["layerwise"]["l2_budget_fraction"] = 0.0
-    no_l2 = make_plan(parse_config(seed_data))
-    assert not any(stage.weights_fit_l2 for stage in no_l2.layerwise.stages)
-    assert plan.layerwise.tpot_s <= no_l2.layerwise.tpot_s
+    no_budget = make_plan(parse_config(seed_data)).layerwise
+    assert not any(stage.weights_fit_l2 for stage in no_budget.stages)
+    # weights from HBM as tpot_without_l2_s prices them (the decode tiles leave L2 too)
+    assert no_budget.tpot_s == pytest.approx(layout.tpot_without_l2_s, rel=0.01)
+    assert no_budget.tpot_s > layout.tpot_s
+
+
+def test_l2_is_not_priced_on_a_profile_without_a_measured_gain(seed_data, tmp_path):
+    plan = make_plan(parse_config(_with_l2(seed_data, tmp_path, 0.0)))
+    layout = plan.layerwise
+    assert any(stage.weights_fit_l2 for stage in layout.stages)
+    assert layout.tpot_s == layout.tpot_without_l2_s
+    assert "L2 not priced" in render(plan)
 
 
 def test_plans_are_deterministic():
@@ -390,3 +417,42 @@ def test_uneven_split_search_matches_every_split_megatron_accepts(model, tp, pp,
     assert fits_capacity(placed, ours)
     assert max(stage_costs(placed, ours)) <= slowest * (1 + 1e-9)
     assert distance(ours) == pytest.approx(min(distance(b) for b in ties))
+
+
+def _mock_plan(tmp_path, stem: str, replicas: int = 1, **profile_changes):
+    """A shipped mock config planned on cpu-mock with `profile_changes`."""
+    profile = yaml.safe_load((CONFIGS / "hardware" / "cpu-mock.yaml").read_text())
+    profile.update(profile_changes)
+    path = tmp_path / f"profile{len(list(tmp_path.iterdir()))}.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    data = json.loads((CONFIGS / f"{stem}.json").read_text())
+    data["hardware"]["profile"] = str(path)
+    data["layerwise"]["replicas"] = replicas
+    config = parse_config(data, stem, CONFIGS)
+    return getattr(make_plan(config), config.mode)
+
+
+def test_engine_costs_add_per_run_and_per_micro_batch_on_every_stage(tmp_path):
+    """mock-dense on 4 layer-wise stages, M micro-batches: DeepSpeed's engine adds its run cost
+    once and its micro-batch cost to each of the M + 3 pipeline steps."""
+    engine = {"layerwise": {"run": 1000.0, "micro_batch": 100.0}}
+    bare = _mock_plan(tmp_path, "mock_dense_layerwise", shared_cores=0.0, schedule_us={})
+    costed = _mock_plan(tmp_path, "mock_dense_layerwise", shared_cores=0.0, schedule_us=engine)
+    assert costed.micro_batches == bare.micro_batches
+    steps = costed.micro_batches + len(costed.stages) - 1
+    assert costed.prefill_s - bare.prefill_s == pytest.approx(1e-3 + steps * 1e-4)
+    assert costed.tpot_s > bare.tpot_s
+    baseline_only = {"baseline": {"run": 1000.0, "micro_batch": 100.0}}
+    other = _mock_plan(
+        tmp_path, "mock_dense_layerwise", shared_cores=0.0, schedule_us=baseline_only
+    )
+    assert other.prefill_s == bare.prefill_s
+
+
+def test_replicas_on_shared_cores_are_bounded_by_the_cores(tmp_path):
+    """Four 1-stage replicas on one shared core take four times as long as on four devices."""
+    apart = _mock_plan(tmp_path, "mock_gpt_layerwise", 4, shared_cores=0.0, schedule_us={})
+    shared = _mock_plan(tmp_path, "mock_gpt_layerwise", 4, shared_cores=1.0, schedule_us={})
+    assert apart.replicas == shared.replicas == 4
+    assert shared.prefill_s == pytest.approx(4 * apart.prefill_s)
+    assert shared.tpot_s == pytest.approx(4 * apart.tpot_s)

@@ -179,4 +179,4 @@ def plan_baseline(config: RunConfig) -> Layout:
     what = f"TP={setting.tp} x PP={setting.num_stages} of {config.model.num_layers} blocks"
     if config.model.vocab_size:
         what += " + embedding + LM head"
-    return best_of(fitting(config, layouts, what))
+    return best_of(config, fitting(config, layouts, what))

@@ -1,23 +1,23 @@
 """Cost model of one GPU's memory hierarchy and links (formulas in docs/cost-model.md).
 
-kernel time  = max(floor, FLOPs / achieved rate(M, width),
-                   weight bytes / bw + activation bytes / bw)
-               where bw is L2's when the operand is resident in the L2 budget, HBM's otherwise;
-all-reduce   = 2(n-1)/n * bytes / busbw(bytes)  (measured table),
-               or latency + 2(n-1)/n * bytes / bw;
-all-gather   = (n-1)/n * bytes / busbw(bytes), or latency + (n-1)/n * bytes / bw;
-p2p          = latency + bytes / bw.
-(Pipeline timing over stage times: pipeline.py.)
+kernel time  = max(floor, fixed + max(FLOPs / achieved rate(M, K x N),
+                                      weight bytes / bw + activation bytes / bw))
+               where bw is L2's when the operand is resident in the L2 budget and the profile
+               measured L2, HBM's otherwise;
+layer time   = max(host, sum of kernels) where the host queues kernels ahead (GPUs),
+               host + sum of kernels where it runs them (CPU ranks);
+collectives  (all-reduce, all-gather, p2p): collectives.py; pipeline timing over stage times:
+               pipeline.py.
 
 Layers are pipeline layers (ModelSpec.role): the token embedding, the blocks, the LM head.
 """
 
 import math
-from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Literal
 
-from layerwise.specs import HardwareSpec, LinkSpec, ModelSpec
+from layerwise.collectives import allgather_time, allreduce_time, interpolate_log
+from layerwise.specs import HardwareSpec, ModelSpec, gemm_shape
 
 KernelKind = Literal["gemm", "attention", "elementwise"]
 TOKEN_ID_BYTES = 8  # int64 token ids enter the embedding
@@ -25,7 +25,7 @@ TOKEN_ID_BYTES = 8  # int64 token ids enter the embedding
 
 @dataclass(frozen=True)
 class Kernel:
-    """One kernel of a layer's forward for one chunk; `width` is a GEMM's narrow dimension.
+    """One kernel of a layer's forward for one chunk; `shape` is a GEMM's weight (K, N).
 
     Bytes by where they live: weights (L2 when the stage's weights fit its budget), the chunk's
     activation tiles (L2 when they fit), and the KV cache (always HBM: it outgrows any L2).
@@ -36,7 +36,7 @@ class Kernel:
     flops: float
     weight_bytes: float
     activation_bytes: float
-    width: int = 0
+    shape: tuple[int, int] = (0, 0)
     cache_bytes: float = 0.0
 
 
@@ -63,24 +63,28 @@ class LayerCost:
         return self.compute_s + self.comm_s
 
 
-def _interpolate_log(table: dict[int, float], x: float) -> float:
-    """Piecewise-linear in log(x), clamped to the end values."""
-    keys = sorted(table)
-    if x <= keys[0]:
-        return table[keys[0]]
-    if x >= keys[-1]:
-        return table[keys[-1]]
-    upper = bisect_left(keys, x)
-    x0, x1 = keys[upper - 1], keys[upper]
-    weight = (math.log(x) - math.log(x0)) / (math.log(x1) - math.log(x0))
-    return table[x0] + weight * (table[x1] - table[x0])
+def nearest_gemm_shape(hardware: HardwareSpec, shape: tuple[int, int]) -> str:
+    """The measured "KxN" key closest to `shape` in log K + log N (the shape itself if
+    measured; ties go to the larger shape)."""
+
+    def distance(key: str) -> tuple[float, int]:
+        rows, cols = gemm_shape(key)
+        return abs(math.log(rows / shape[0])) + abs(math.log(cols / shape[1])), -rows * cols
+
+    return min(hardware.gemm_tflops, key=distance)
 
 
-def gemm_tflops(hardware: HardwareSpec, tokens: int, width: int) -> float:
-    """Achieved TFLOP/s of a compute-bound GEMM: by tokens within each measured width, then
-    interpolated between widths (log), clamped outside the measured range."""
-    by_width = {w: _interpolate_log(rates, tokens) for w, rates in hardware.gemm_tflops.items()}
-    return _interpolate_log(by_width, width)
+def gemm_tflops(hardware: HardwareSpec, tokens: int, shape: tuple[int, int]) -> float:
+    """Achieved TFLOP/s of X[tokens, K] @ W[K, N]: the nearest measured shape's rates,
+    interpolated in log tokens, clamped outside the measured tokens."""
+    return interpolate_log(hardware.gemm_tflops[nearest_gemm_shape(hardware, shape)], tokens)
+
+
+def attention_tflops(hardware: HardwareSpec, context: int) -> float:
+    """Causal attention's rate at this sequence length (measured table, else one figure)."""
+    if hardware.attention_tflops_by_seq:
+        return interpolate_log(hardware.attention_tflops_by_seq, context)
+    return hardware.attention_tflops
 
 
 def kernel_time(
@@ -89,50 +93,35 @@ def kernel_time(
     tokens: int,
     weights_in_l2: bool,
     activations_in_l2: bool,
+    context: int = 0,
 ) -> float:
-    """max(floor, compute time, memory time) for one kernel."""
+    """max(floor, fixed + max(compute time, memory time)) for one kernel; attention's rate is
+    read at sequence length `context`."""
+    hbm = hardware.hbm_gbs
     if kernel.kind == "gemm":
-        rate, floor = gemm_tflops(hardware, tokens, kernel.width), hardware.gemm_floor_us
+        rate, floor = gemm_tflops(hardware, tokens, kernel.shape), hardware.gemm_floor_us
     elif kernel.kind == "attention":
-        rate, floor = hardware.attention_tflops, hardware.kernel_floor_us
+        rate, floor = attention_tflops(hardware, context), hardware.kernel_floor_us
     else:
         rate, floor = math.inf, hardware.kernel_floor_us
-    weight_bw = hardware.l2_gbs if weights_in_l2 else hardware.hbm_gbs
-    activation_bw = hardware.l2_gbs if activations_in_l2 else hardware.hbm_gbs
+        hbm = hardware.elementwise_gbs or hbm
+    l2 = hardware.l2_gbs or hbm
     memory_s = (
-        kernel.weight_bytes / weight_bw
-        + kernel.activation_bytes / activation_bw
+        kernel.weight_bytes / (l2 if weights_in_l2 else hbm)
+        + kernel.activation_bytes / (l2 if activations_in_l2 else hbm)
         + kernel.cache_bytes / hardware.hbm_gbs
     ) / 1e9
-    return max(floor * 1e-6, kernel.flops / (rate * 1e12), memory_s)
+    work = max(kernel.flops / (rate * 1e12), memory_s)
+    return max(floor * 1e-6, hardware.kernel_fixed_us * 1e-6 + work)
 
 
-def _busbw_time(link: LinkSpec, traffic: float, num_bytes: float) -> float:
-    """traffic / busbw(num_bytes) from the measured table, else latency + traffic / busbw."""
-    if link.allreduce_busbw_measured_gbs:
-        busbw = _interpolate_log(link.allreduce_busbw_measured_gbs, num_bytes)
-        return traffic / (busbw * 1e9)
-    return link.allreduce_latency_us * 1e-6 + traffic / (link.allreduce_busbw_gbs * 1e9)
-
-
-def allreduce_time(link: LinkSpec, num_bytes: float, group_size: int) -> float:
-    """Ring all-reduce of `num_bytes` over `group_size` GPUs (nccl-tests bus-bandwidth model):
-    2(n-1)/n * bytes / busbw."""
-    if group_size <= 1 or num_bytes <= 0:
-        return 0.0
-    return _busbw_time(link, 2 * (group_size - 1) / group_size * num_bytes, num_bytes)
-
-
-def allgather_time(link: LinkSpec, num_bytes: float, group_size: int) -> float:
-    """Ring all-gather whose gathered result is `num_bytes` on every GPU: (n-1)/n * bytes /
-    busbw, with the all-reduce's bus bandwidth (nccl-tests reports both on one scale)."""
-    if group_size <= 1 or num_bytes <= 0:
-        return 0.0
-    return _busbw_time(link, (group_size - 1) / group_size * num_bytes, num_bytes)
-
-
-def p2p_time(link: LinkSpec, num_bytes: float) -> float:
-    return link.p2p_latency_us * 1e-6 + num_bytes / (link.p2p_gbs * 1e9)
+def layer_time(hardware: HardwareSpec, key: str, decode: bool, kernels_s: float) -> float:
+    """One layer's forward: its kernels and the host's work around them (layer_host_us; a
+    decode step's own figure where measured), in parallel where the host queues kernels ahead
+    of the device, else one after the other."""
+    host = hardware.layer_host_us
+    host_s = host.get(f"{key}_decode" if decode else key, host.get(key, 0.0)) * 1e-6
+    return max(host_s, kernels_s) if hardware.host_overlaps_device else host_s + kernels_s
 
 
 def _gemm(name: str, tokens: int, rows: int, cols: int, dtype_bytes: int) -> Kernel:
@@ -143,7 +132,7 @@ def _gemm(name: str, tokens: int, rows: int, cols: int, dtype_bytes: int) -> Ker
         2.0 * tokens * rows * cols,
         float(rows * cols * dtype_bytes),
         float(tokens * (rows + cols) * dtype_bytes),
-        min(rows, cols),
+        (rows, cols),
     )
 
 
@@ -297,18 +286,20 @@ def layer_cost(
     l2_budget_bytes: float,
     weights_in_l2: bool = False,
 ) -> LayerCost:
-    """Pipeline layer `layer`, one chunk, on one GPU of a `tp`-wide group; activations count as
-    L2-resident when the layer's input and output tiles fit the L2 budget together."""
+    """Pipeline layer `layer`, one chunk, on one GPU of a `tp`-wide group, host time included;
+    activations count as L2-resident when the layer's input and output tiles fit the L2 budget
+    together."""
     kernels = layer_kernels(model, layer, chunk, tp, dtype_bytes)
     tile_bytes = boundary_bytes(model, layer, chunk, dtype_bytes) + boundary_bytes(
         model, layer + 1, chunk, dtype_bytes
     )
     activations_in_l2 = tile_bytes <= l2_budget_bytes
-    compute = sum(
-        kernel_time(hardware, k, chunk.tokens, weights_in_l2, activations_in_l2) for k in kernels
+    kernels_s = sum(
+        kernel_time(hardware, k, chunk.tokens, weights_in_l2, activations_in_l2, chunk.context)
+        for k in kernels
     )
     comm = layer_comm_time(model, hardware, layer, chunk, tp, dtype_bytes)
-    return LayerCost(compute, comm)
+    return LayerCost(layer_time(hardware, model.host_key(layer), chunk.decode, kernels_s), comm)
 
 
 def layer_weight_bytes(model: ModelSpec, layer: int, tp: int, dtype_bytes: int) -> float:

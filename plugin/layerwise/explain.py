@@ -60,12 +60,23 @@ def _chunking(config: RunConfig, layout: Layout) -> str:
 
 
 def _residency(config: RunConfig, layout: Layout) -> str:
+    """Which stages' weights fit the L2 budget and how much that changed the predicted TPOT,
+    or that L2 is not priced on this profile."""
     resident = sum(stage.weights_fit_l2 for stage in layout.stages)
     largest = max(stage.weight_bytes for stage in layout.stages)
-    if resident:
+    gpu = config.gpu
+    if not gpu.l2_gbs:
         return (
-            f"{resident} of {len(layout.stages)} stages keep their weights in the L2 budget: "
-            f"decode reads them at L2 bandwidth"
+            f"L2 not priced: profile {gpu.name} measured no L2 gain (launch/calibrate.py "
+            f"measures it); {resident} of {len(layout.stages)} stages' weights fit the budget"
+        )
+    if resident:
+        saved = 1 - layout.tpot_s / layout.tpot_without_l2_s
+        return (
+            f"{resident} of {len(layout.stages)} stages keep their weights in the L2 budget, "
+            f"read at {gpu.l2_gbs:,.0f} GB/s (measured) vs {gpu.hbm_gbs:,.0f} from memory: "
+            f"TPOT {layout.tpot_s * 1e3:.3f} ms, {layout.tpot_without_l2_s * 1e3:.3f} ms "
+            f"without L2 ({saved:.1%} saved)"
         )
     return (
         f"no stage's weights fit the L2 budget (up to {largest / MIB:,.0f} MiB per GPU vs "

@@ -52,6 +52,13 @@ def dtype_bytes(config: RunConfig) -> int:
     return DTYPE_BYTES[config.run.dtype]
 
 
+def engine_costs(config: RunConfig, mode: str) -> tuple[float, float]:
+    """(seconds per run, seconds per micro-batch on each stage) of the mode's pipeline engine,
+    as calibrated (HardwareSpec.schedule_us; 0 where not measured)."""
+    costs = config.gpu.schedule_us.get(mode, {})
+    return costs.get("run", 0.0) * 1e-6, costs.get("micro_batch", 0.0) * 1e-6
+
+
 def l2_budget(config: RunConfig) -> float:
     return config.layerwise.l2_budget_fraction * config.gpu.l2_bytes
 

@@ -2,8 +2,9 @@
 
 Both are priced by the same cost model on the same chunks. Each picks its micro-batching, and
 the layer-wise layout also its layer ranges, to maximise predicted prefill tokens/s; near-ties
-(1%) go to a chunk whose activation tiles fit the L2 budget, then to the lower TPOT, then to the
-smaller chunk (less memory). Layer indices are pipeline-layer indices (ModelSpec.role).
+(1%) go to a chunk whose activation tiles fit the L2 budget (where the profile measured an L2
+gain), then to the lower TPOT, then to the smaller chunk (less memory). Layer indices are
+pipeline-layer indices (ModelSpec.role).
 The layer-wise replica count ("auto") is the best for the run's objective (best_for).
 """
 
@@ -22,6 +23,7 @@ from layerwise.layers import (
     decode_chunk,
     divisor_ladder,
     dtype_bytes,
+    engine_costs,
     l2_budget,
     layer_costs,
     prefill_chunk,
@@ -32,7 +34,13 @@ from layerwise.layers import (
     weight_sizes,
 )
 from layerwise.partition import PartitionProblem, partition, stage_costs
-from layerwise.pipeline import bubble_fraction, decode_period, pipeline_time, utilisation
+from layerwise.pipeline import (
+    bubble_fraction,
+    decode_period,
+    on_shared_cores,
+    pipeline_time,
+    utilisation,
+)
 from layerwise.replicas import searched_counts
 
 TIE_TOLERANCE = 0.01
@@ -93,6 +101,8 @@ class Layout:
     comm_fraction: float
     memory_bytes_per_gpu: float
     notes: tuple[str, ...] = ()
+    tpot_without_l2_s: float = 0.0
+    """tpot_s with every stage's weights read from HBM: what L2 residency changed."""
 
 
 def _fits_l2(config: RunConfig, weights: float) -> bool:
@@ -110,7 +120,7 @@ def decode_stage_times(
     """One decode micro-batch of `sequences` through each stage (weights read from L2 where
     `in_l2`), hops over the prefill problem's links included: token ids into stage 0, logits
     out of the head."""
-    step = decode_chunk(config, sequences)
+    step, (_, per_micro_batch) = decode_chunk(config, sequences), engine_costs(config, setting.mode)
     sums = {
         fits: prefix(tuple(c.total_s for c in layer_costs(config, setting, step, fits)))
         for fits in set(in_l2)
@@ -121,7 +131,7 @@ def decode_stage_times(
         first, stop = boundaries[s], boundaries[s + 1]
         hop_in = hops[s - 1].time(sizes[first]) if s > 0 else 0.0
         hop_out = hops[s].time(sizes[stop]) if s < last else 0.0
-        times.append(hop_in + sums[fits][stop] - sums[fits][first] + hop_out)
+        times.append(per_micro_batch + hop_in + sums[fits][stop] - sums[fits][first] + hop_out)
     return times
 
 
@@ -146,6 +156,7 @@ def decode_step(
         sequences = setting.sequences // micro_batches
         times = decode_stage_times(config, setting, boundaries, sequences, placed, in_l2)
         period, streamed = decode_period(times, micro_batches, steps)
+        period += engine_costs(config, setting.mode)[0] / (steps if streamed else 1)
         options.append((period, micro_batches, times, streamed))
     step, micro_batches, times, streamed = min(options, key=lambda option: option[:2])
     return micro_batches, times, step, streamed
@@ -175,6 +186,11 @@ def price(
     decode_micro_batches, decode_times, tpot, streamed = decode_step(
         config, setting, boundaries, placed, in_l2
     )
+    _, times_from_hbm, tpot_from_hbm, _ = (
+        decode_step(config, setting, boundaries, placed, [False] * len(in_l2))
+        if any(in_l2)
+        else (0, decode_times, tpot, streamed)
+    )
     last = setting.num_stages - 1
     stages = []
     for s, ranks in enumerate(setting.stage_ranks):
@@ -202,8 +218,16 @@ def price(
             )
         )
     micro_batches = setting.sequences * config.workload.seq_len // chunk_tokens
-    times = [stage.prefill_s for stage in stages]
-    prefill = pipeline_time(times, micro_batches)
+    per_run, per_micro_batch = engine_costs(config, setting.mode)
+    times = [stage.prefill_s + per_micro_batch for stage in stages]
+    copies, cores = setting.replicas * tp, config.gpu.shared_cores  # ranks per stage
+    prefill = on_shared_cores(
+        per_run + pipeline_time(times, micro_batches), copies * micro_batches * sum(times), cores
+    )
+    tpot = on_shared_cores(tpot, copies * decode_micro_batches * sum(decode_times), cores)
+    tpot_from_hbm = on_shared_cores(
+        tpot_from_hbm, copies * decode_micro_batches * sum(times_from_hbm), cores
+    )
     unit = chunk_unit(config, setting)
     return Layout(
         setting.mode,
@@ -225,13 +249,20 @@ def price(
         utilisation(times, micro_batches),
         sum(stage.prefill_comm_s for stage in stages) / sum(times),
         max(stage.memory_bytes for stage in stages),
+        tpot_without_l2_s=tpot_from_hbm,
     )
 
 
-def best_of(layouts: list[Layout]) -> Layout:
+def best_of(config: RunConfig, layouts: list[Layout]) -> Layout:
+    """Highest tokens/s; near-ties go to a chunk whose tiles fit the L2 budget (only where the
+    profile measured an L2 gain), then to the lower TPOT, then to the smaller chunk."""
     top = max(layout.tps for layout in layouts)
     close = [layout for layout in layouts if layout.tps >= top * (1 - TIE_TOLERANCE)]
-    return min(close, key=lambda lay: (not lay.chunk_fits_l2, lay.tpot_s, lay.chunk_tokens))
+    l2_priced = config.gpu.l2_gbs > 0
+    return min(
+        close,
+        key=lambda lay: (l2_priced and not lay.chunk_fits_l2, lay.tpot_s, lay.chunk_tokens),
+    )
 
 
 def fitting(config: RunConfig, layouts: list[Layout], what: str) -> list[Layout]:
@@ -300,14 +331,15 @@ def plan_replicas(config: RunConfig, replicas: int) -> Layout:
     whose prefill time is within the tie band of the best get fully priced (decode included)."""
     setting = layerwise_setting(config, replicas)
     units = setting.sequences * config.workload.seq_len
-    placed, error = [], None
+    placed, error, per_micro_batch = [], None, engine_costs(config, "layerwise")[1]
     for chunk in chunk_candidates(config, setting, config.layerwise.micro_batches):
         try:
             found = partition(problem(config, setting, chunk))
         except CapacityError as failure:
             error = failure
             continue
-        placed.append((pipeline_time(list(found.stage_costs), units // chunk), chunk, found))
+        times = [cost + per_micro_batch for cost in found.stage_costs]
+        placed.append((pipeline_time(times, units // chunk), chunk, found))
     if not placed:
         raise error
     fastest = min(seconds for seconds, _, _ in placed)
@@ -317,4 +349,4 @@ def plan_replicas(config: RunConfig, replicas: int) -> Layout:
         if seconds <= fastest / (1 - TIE_TOLERANCE)
     ]
     what = f"{setting.num_stages} layer-wise stages of {config.model.pipeline_layers} layers"
-    return best_of(fitting(config, priced, what))
+    return best_of(config, fitting(config, priced, what))

@@ -1,5 +1,6 @@
 """Pipeline timing formulas over per-stage times (docs/cost-model.md, "Pipeline"): a prefill
-batch of micro-batches, its bubble and utilisation, and a decode step streamed or not."""
+batch of micro-batches, its bubble and utilisation, a decode step streamed or not, and ranks
+that share CPU cores."""
 
 
 def pipeline_time(stage_times: list[float], micro_batches: int) -> float:
@@ -32,3 +33,9 @@ def utilisation(stage_times: list[float], micro_batches: int) -> float:
     """Busy share of all stages' time: below 1 - bubble when stages are unbalanced."""
     busy = micro_batches * sum(stage_times)
     return busy / (len(stage_times) * pipeline_time(stage_times, micro_batches))
+
+
+def on_shared_cores(elapsed_s: float, busy_s: float, cores: float) -> float:
+    """A run's time when its ranks share `cores` CPU cores (0: each has its own device): no
+    less than all ranks' busy time spread over the cores."""
+    return max(elapsed_s, busy_s / cores) if cores else elapsed_s

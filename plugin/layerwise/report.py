@@ -193,6 +193,7 @@ def layout_dict(layout: Layout | None, error: str) -> dict:
         "chunk_fits_l2": layout.chunk_fits_l2,
         "tps": layout.tps,
         "tpot_ms": layout.tpot_s * 1e3,
+        "tpot_without_l2_ms": layout.tpot_without_l2_s * 1e3,
         "inv_tps_ms": 1e3 / layout.tps,
         "decode_tps": layout.decode_tps,
         "decode_micro_batches": layout.decode_micro_batches,

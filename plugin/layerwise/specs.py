@@ -83,6 +83,17 @@ class ModelSpec:
             return "head", -1
         return "block", index - 1
 
+    def host_key(self, index: int) -> str:
+        """Which layer_host_us figure prices pipeline layer `index`: "embedding", "head", or
+        the block's make ("dense", "gpt", or "llama": a gpt block with rotary embeddings or a
+        gated MLP, whose extra kernels cost the host more)."""
+        role, _ = self.role(index)
+        if role != "block":
+            return role
+        if self.kind == "dense":
+            return "dense"
+        return "llama" if self.rope or self.gated_mlp else "gpt"
+
     @property
     def block_params(self) -> int:
         """Parameters of one block."""
@@ -157,13 +168,15 @@ class LinkSpec:
 
 @dataclass(frozen=True)
 class HardwareSpec:
-    """One GPU kind and its node topology; every figure's unit is in its name, its source in the
-    YAML profile it was loaded from."""
+    """One GPU kind (or the CPU ranks of mock mode) and its node topology; every figure's unit is
+    in its name, its source in the YAML profile it was loaded from (`provenance` for profiles
+    that launch/calibrate.py wrote)."""
 
     name: str
     description: str
     peak_tflops: float = field(metadata={"min": 1e-9})
-    gemm_tflops: dict[int, dict[int, float]]
+    gemm_tflops: dict[str, dict[int, float]]
+    """Achieved rate of X[M, K] @ W[K, N] by shape "KxN", then by M: FLOPs / (time - fixed)."""
     gemm_floor_us: float = field(metadata={"min": 0})
     kernel_floor_us: float = field(metadata={"min": 0})
     attention_tflops: float = field(metadata={"min": 1e-9})
@@ -172,10 +185,33 @@ class HardwareSpec:
     hbm_capacity_gib: float = field(metadata={"min": 1e-6})
     reserved_gib: float = field(metadata={"min": 0})
     l2_mib: float = field(metadata={"min": 0})
-    l2_gbs: float = field(metadata={"min": 1e-6})
+    l2_gbs: float = field(metadata={"min": 0})
+    """Weight read rate when resident in L2, as measured; 0: not measured, L2 is not priced."""
     gpus_per_node: int = field(metadata={"min": 1})
     intra_node: LinkSpec
     inter_node: LinkSpec
+    attention_tflops_by_seq: dict[int, float] = field(default_factory=dict)
+    """Causal-attention rate by sequence length (interpolated); empty: attention_tflops."""
+    kernel_fixed_us: float = field(default=0.0, metadata={"min": 0})
+    """Cost every kernel pays before its work (host dispatch on CPU ranks)."""
+    elementwise_gbs: float = field(default=0.0, metadata={"min": 0})
+    """Read + write rate of elementwise kernels; 0: hbm_gbs."""
+    layer_host_us: dict[str, float] = field(default_factory=dict)
+    """Host time of one layer's forward call beyond its kernels, by ModelSpec.host_key
+    (embedding, head, dense, gpt, llama; "_decode" appended: a decode step's): Python, module
+    and framework dispatch."""
+    schedule_us: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The pipeline engine's own cost by mode (baseline: megatron-core's schedule, layerwise:
+    DeepSpeed's engine): {"run": per prefill run or decode run, "micro_batch": per
+    micro-batch on each stage}."""
+    host_overlaps_device: bool = True
+    """GPUs run kernels while the host queues the next (layer = max(host, kernels)); CPU ranks
+    do one after the other (layer = host + kernels)."""
+    shared_cores: float = field(default=0.0, metadata={"min": 0})
+    """Cores CPU ranks effectively share (all ranks' busy time / cores bounds a run): ranks /
+    the measured slowdown of all computing at once; 0: each rank has its own device."""
+    provenance: dict = field(default_factory=dict)
+    """Who measured what: device, date, torch version, command (written by calibrate.py)."""
 
     @property
     def usable_bytes(self) -> float:
@@ -185,6 +221,14 @@ class HardwareSpec:
     @property
     def l2_bytes(self) -> float:
         return self.l2_mib * 2**20
+
+
+def gemm_shape(key: str) -> tuple[int, int] | None:
+    """ "KxN" -> (K, N); None when malformed."""
+    parts = key.split("x")
+    if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
+        return None
+    return int(parts[0]), int(parts[1])
 
 
 def hardware_dirs() -> list[Path]:
@@ -220,8 +264,15 @@ def load_hardware(path: Path) -> HardwareSpec:
     problems: list[str] = []
     spec = build(HardwareSpec, data, "hardware", problems)
     if spec is not None:
-        tables = {f"gemm_tflops[{width}]": rates for width, rates in spec.gemm_tflops.items()}
-        tables["gemm_tflops"] = {width: 1.0 for width in spec.gemm_tflops}
+        tables = {f"gemm_tflops[{shape}]": rates for shape, rates in spec.gemm_tflops.items()}
+        tables["gemm_tflops"] = {1: 1.0} if spec.gemm_tflops else {}
+        problems += [
+            f'hardware.gemm_tflops: shape keys are "KxN" (e.g. "4096x4096"), got {key!r}'
+            for key in spec.gemm_tflops
+            if gemm_shape(key) is None
+        ]
+        if spec.attention_tflops_by_seq:
+            tables["attention_tflops_by_seq"] = spec.attention_tflops_by_seq
         for level in ("intra_node", "inter_node"):
             measured = getattr(spec, level).allreduce_busbw_measured_gbs
             tables[f"{level}.allreduce_busbw_measured_gbs"] = measured or {1: 1.0}

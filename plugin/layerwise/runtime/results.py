@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from layerwise.config import RunConfig
 from layerwise.layouts import Layout
 from layerwise.runtime.session import MOCK_DEVICE, Measurement
+from layerwise.specs import HardwareSpec
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ def _row(label: str, predicted: float | None, measured: float | None, fmt: str) 
     return f"{label:<26}{cell(predicted):>16}{cell(measured):>16}{ratio:>12}"
 
 
+def calibration(hardware: HardwareSpec) -> str:
+    """Where a profile's figures come from, in a few words."""
+    provenance = hardware.provenance
+    if not provenance:
+        return "not written by launch/calibrate.py"
+    return f"calibrated on {provenance.get('device', '?')}, {provenance.get('date', '?')}"
+
+
 def report(config: RunConfig, layout: Layout, world_size: int, measurement: Measurement) -> Report:
     """Median measured figures beside the plan's, as rank 0's table and results JSON."""
     prefill_s, decode_s = measurement.prefill_s, measurement.decode_s
@@ -62,11 +71,8 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
     mock = measurement.device == MOCK_DEVICE
     lines = [
         f"{layout.mode} run of {config.source}: {config.model.name} on {world_size} ranks"
-        + (
-            " (CPU mock mode: gloo; predictions from the uncalibrated cpu-mock profile)"
-            if mock
-            else ""
-        ),
+        + (" (CPU mock mode: gloo)" if mock else "")
+        + f"; predictions from profile {config.gpu.name} ({calibration(config.gpu)})",
         f"{describe(layout)}; median of {config.run.timed_iters} timed runs after "
         f"{config.run.warmup_iters} warm-up",
         f"{'':<26}{'PREDICTED':>16}{'MEASURED':>16}{'meas/pred':>12}",
