@@ -19,51 +19,52 @@
 #     annotated-types typing-inspection 'typing-extensions>=4.16' hjson pytest pluggy \
 #     iniconfig packaging pyyaml
 #   pip wheel --no-deps -w .whl deepspeed==0.19.8
-# Test it on CPU first: OUT=/tmp/out PARTS=calibrate bash benchmarks/gpu_run.sh
+# Test it on CPU first: PYTHON=.venv/bin/python OUT=/tmp/out PARTS=calibrate bash benchmarks/gpu_run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-out}
 parts=${PARTS:-calibrate predict overhead tests}
+py=${PYTHON:-python3}
 mkdir -p "$out"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+if [ -d .whl ] && ! "$py" -c "import deepspeed, megatron.core" 2>/dev/null; then
+  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl
 fi
 export PYTHONPATH="/tmp/site:$PWD/plugin" PYTHONWARNINGS=ignore
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader > "$out/gpu.txt" || echo cpu > "$out/gpu.txt"
 configs=(configs/gpu1_dense_layerwise.json configs/gpu1_gpt_layerwise.json
          configs/gpu1_llama8b_layerwise.json)
-if ! python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+if ! "$py" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
   configs=(configs/mock_dense_baseline.json)  # a CPU dry run of the same steps
 fi
-profile="$out/profile.yaml"
+profile="$(cd "$out" && pwd)/profile.yaml"
 
 for part in $parts; do
   case $part in
     calibrate)
       args=()
       for config in "${configs[@]}"; do args+=(--config "$config"); done
-      python3 launch/calibrate.py "${args[@]}" --out "$profile" | tee "$out/calibrate.txt"
+      "$py" launch/calibrate.py "${args[@]}" --out "$profile" | tee "$out/calibrate.txt"
       ;;
     predict)
-      python3 benchmarks/predict_vs_measure.py --profile "$PWD/$profile" \
+      "$py" benchmarks/predict_vs_measure.py --profile "$profile" \
         --json "$out/predict_vs_measure.json" | tee "$out/predict_vs_measure.txt"
       ;;
     overhead)
       config=${configs[0]}
-      python3 benchmarks/raw_loop.py --config "$config" --json "$out/raw.json"
-      python3 launch/compare.py --launcher torchrun --config "$config" --verify \
+      "$py" benchmarks/raw_loop.py --config "$config" --json "$out/raw.json"
+      "$py" launch/compare.py --launcher torchrun --config "$config" --verify \
         --results-dir "$out" | tee "$out/compare.txt"
       ;;
     tests)
-      python3 -m pytest -q -p no:cacheprovider tests 2>&1 | tail -40 > "$out/pytest.txt" || true
+      "$py" -m pytest -q -p no:cacheprovider tests 2>&1 | tail -40 > "$out/pytest.txt" || true
       tail -3 "$out/pytest.txt"
       ;;
     *) echo "unknown part: $part (calibrate, predict, overhead, tests)" >&2; exit 2 ;;
   esac
 done
 
-python3 - "$out" <<'PY'
+"$py" - "$out" <<'PY'
 import json, pathlib, sys
 out = pathlib.Path(sys.argv[1])
 summary = {"gpu": (out / "gpu.txt").read_text().strip()}

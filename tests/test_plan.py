@@ -456,3 +456,11 @@ def test_replicas_on_shared_cores_are_bounded_by_the_cores(tmp_path):
     assert apart.replicas == shared.replicas == 4
     assert shared.prefill_s == pytest.approx(4 * apart.prefill_s)
     assert shared.tpot_s == pytest.approx(4 * apart.tpot_s)
+
+
+def test_the_plan_says_when_the_profile_lacks_this_models_host_time(tmp_path):
+    only_dense = {"dense": 30.0}
+    notes = _mock_plan(tmp_path, "mock_llama_layerwise", layer_host_us=only_dense).notes
+    assert any("no host time per call of embedding, head, llama layers" in n for n in notes)
+    full = _mock_plan(tmp_path, "mock_llama_layerwise").notes  # the shipped profile has them
+    assert not any("no host time" in note for note in full)

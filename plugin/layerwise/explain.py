@@ -139,12 +139,27 @@ def _tensor_parallel(config: RunConfig, layout: Layout) -> str:
     )
 
 
+def _host_time(config: RunConfig) -> list[str]:
+    """A warning when the profile measured host time per layer call, but not for this model's
+    kinds of layer (they are then priced without it)."""
+    model, measured = config.model, config.gpu.layer_host_us
+    missing = sorted({model.host_key(i) for i in range(model.pipeline_layers)} - set(measured))
+    if not measured or not missing:
+        return []
+    return [
+        f"profile {config.gpu.name} has no host time per call of {', '.join(missing)} layers "
+        f"(it has {', '.join(sorted(measured))}): they are priced without it; run "
+        f"launch/calibrate.py with this config"
+    ]
+
+
 def explain(config: RunConfig, layout: Layout) -> tuple[str, ...]:
     found = [
         _placement(config, layout),
         _chunking(config, layout),
         _bottleneck(layout),
         _residency(config, layout),
+        *_host_time(config),
     ]
     if layout.mode == "layerwise":
         found.append(_versus_uniform(config, layout))

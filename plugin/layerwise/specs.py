@@ -224,7 +224,7 @@ class HardwareSpec:
 
 
 def gemm_shape(key: str) -> tuple[int, int] | None:
-    """ "KxN" -> (K, N); None when malformed."""
+    """Parse a gemm_tflops key "KxN" into (K, N); None when malformed."""
     parts = key.split("x")
     if len(parts) != 2 or not all(part.isdigit() and int(part) > 0 for part in parts):
         return None

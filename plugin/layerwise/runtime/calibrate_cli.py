@@ -13,20 +13,24 @@ import dataclasses
 import os
 import re
 import shlex
-import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import yaml
 
 from layerwise.cli import write_atomically
+from layerwise.compare import free_port
 from layerwise.config import RunConfig, load_config
 from layerwise.errors import ConfigError
 from layerwise.fit import gemm_shapes, seq_grid, significant, token_grid
 from layerwise.runtime import logs
 from layerwise.specs import HardwareSpec, load_hardware
+
+if TYPE_CHECKING:  # imported at run time after the CPU mock patches
+    from layerwise.runtime.calibrate import Device, Kernels
 
 EXIT_USAGE = 2
 MEASURED_DIR = Path(__file__).resolve().parents[3] / "configs" / "hardware" / "measured"
@@ -68,12 +72,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _effective_cores(ranks: int, slowdown: float) -> float:
     """Cores the ranks effectively share: ranks / how much all of them computing at once
     slows each (the cores present when that was not measured: one rank)."""
@@ -107,7 +105,7 @@ def _host_groups(cuda: bool, timeout_s: float):
     """A process group of this process alone (megatron-core's layers need one)."""
     from layerwise.runtime.distributed import DistEnv, init, singleton_groups
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")  # as DeepSpeed's engine reads
     init(DistEnv(0, 0, 1, launched=False), cuda, timeout_s)
     return singleton_groups(1, timeout_s)
@@ -116,7 +114,7 @@ def _host_groups(cuda: bool, timeout_s: float):
 def measure(configs: list[RunConfig], command: str, quick: bool) -> tuple[HardwareSpec, dict]:
     """The calibrated profile and its provenance (unmeasured figures from the first config's
     profile)."""
-    from layerwise.runtime.calibrate import Progress, device_name, local_device, measure_kernels
+    from layerwise.runtime.calibrate import Progress, local_device, measure_kernels
     from layerwise.runtime.calibrate_layers import measure_layer_host
     from layerwise.runtime.calibrate_links import local_ranks, measure_link
     from layerwise.runtime.calibrate_schedule import MICRO_BATCHES, TIMED_RUNS, measure_schedules
@@ -134,7 +132,7 @@ def measure(configs: list[RunConfig], command: str, quick: bool) -> tuple[Hardwa
     intra, slowdown = base.intra_node, 1.0
     if ranks >= 2:
         group = min(ranks, max(2, config.baseline.tensor_parallel))
-        slowdown, link = measure_link(ranks, group, _free_port(), device.cuda, config.model)
+        slowdown, link = measure_link(ranks, group, free_port(), device.cuda, config.model)
         intra = dataclasses.replace(intra, **link)
         progress.step(f"p2p and all-reduce ({group} of {ranks} local ranks)")
     hardware = dataclasses.replace(
@@ -155,27 +153,40 @@ def measure(configs: list[RunConfig], command: str, quick: bool) -> tuple[Hardwa
     finally:
         torch.distributed.destroy_process_group()
     hardware = dataclasses.replace(hardware, layer_host_us=_rounded(host))
-    so_far = document(hardware, {"device": device_name(device)}, "calibrating")
+    so_far = document(hardware, {"device": "calibrating"}, "calibrating")
     schedules = measure_schedules(config, max(1, ranks), so_far, progress, counts, runs)
     hardware = dataclasses.replace(
         hardware, schedule_us={mode: _rounded(costs) for mode, costs in schedules.items()}
     )
-    name = device_name(device)
-    provenance = {
-        "device": name,
+    return hardware, _provenance(device, command, kernels, base.name, links=ranks >= 2)
+
+
+def _provenance(
+    device: "Device", command: str, kernels: "Kernels", base_name: str, links: bool
+) -> dict:
+    """What the profile records of its making: device, date, versions, command, which fields
+    were measured and which copied, and the L2 experiment's raw timings."""
+    from layerwise.runtime.calibrate import device_name
+
+    cpu = not device.cuda
+    measured = set(kernels.fields) | {"layer_host_us", "schedule_us"}
+    if cpu:
+        measured.add("shared_cores")
+    return {
+        "device": device_name(device),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "torch": str(torch.__version__),
         "command": command,
         "dtype": str(device.dtype).removeprefix("torch."),
         "threads_per_rank": torch.get_num_threads(),
         "measured_by": "launch/calibrate.py",
-        "measured": sorted(set(kernels.fields) | {"layer_host_us", "schedule_us", "shared_cores"})
-        + (["intra_node"] if ranks >= 2 else [])
-        + ([] if device.cuda else ["peak_tflops (best GEMM rate measured)"]),
-        "copied_from_profile": f"{base.name}: "
+        "measured": sorted(measured)
+        + (["intra_node"] if links else [])
+        + (["peak_tflops (best GEMM rate measured)"] if cpu else []),
+        "copied_from_profile": f"{base_name}: "
         + ", ".join(
-            [field for field in COPIED if device.cuda or field != "peak_tflops"]
-            + ([] if ranks >= 2 else ["intra_node"])
+            [field for field in COPIED if not cpu or field != "peak_tflops"]
+            + ([] if links else ["intra_node"])
         ),
         "l2_experiment": {
             "weight_bytes": kernels.l2_weight_bytes,
@@ -185,7 +196,6 @@ def measure(configs: list[RunConfig], command: str, quick: bool) -> tuple[Hardwa
             "priced": kernels.fields["l2_gbs"] > 0,
         },
     }
-    return hardware, provenance
 
 
 def document(hardware: HardwareSpec, provenance: dict, name: str) -> dict:
