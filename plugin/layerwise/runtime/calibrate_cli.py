@@ -74,10 +74,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _effective_cores(ranks: int, slowdown: float) -> float:
     """Cores the ranks effectively share: ranks / how much all of them computing at once
-    slows each (the cores present when that was not measured: one rank)."""
+    slows each, no more than the cores present (those when it was not measured: one rank)."""
+    present = float(len(os.sched_getaffinity(0)))
     if ranks < 2 or slowdown <= 0:
-        return float(len(os.sched_getaffinity(0)))
-    return significant(ranks / max(slowdown, 1.0))
+        return present
+    return significant(min(present, ranks / max(slowdown, 1.0)))
 
 
 def _rounded(table: dict[str, float]) -> dict[str, float]:
