@@ -7,7 +7,7 @@ links, never from these runs. Prints each figure's error (predicted / measured -
 median and max |error|.
 
 Run: python benchmarks/predict_vs_measure.py [--set cpu|gpu] [--profile P] [--json OUT]
-     (cpu: 4 gloo ranks, about 4 minutes on 2 cores; gpu: one GPU)
+     (cpu: 12 runs on 4 gloo ranks, about 5 minutes on 2 cores; gpu: 12 runs on one GPU)
 """
 
 import argparse
@@ -62,6 +62,12 @@ CPU_CASES = [
         {"baseline": {"tensor_parallel": 1, "pipeline_parallel": 4}},
     ),
     ("llama 2x2 stages", "mock_llama_layerwise", {"layerwise": {"replicas": 2}}),
+    ("llama 4 stages, 4 chunks", "mock_llama_layerwise", {"layerwise": {"micro_batches": 4}}),
+    (
+        "dense TP1xPP4, 4 micro-batches",
+        "mock_dense_baseline",
+        {"baseline": {"tensor_parallel": 1, "pipeline_parallel": 4, "micro_batches": 4}},
+    ),
 ]
 GPU_CASES = [
     ("seed-dense, 1 stage, 8 chunks", "gpu1_dense_layerwise", {}),
@@ -79,6 +85,23 @@ GPU_CASES = [
     ),
     ("llama-3.1-8b, 1 stage", "gpu1_llama8b_layerwise", {}),
     ("llama-3.1-8b TP1xPP1", "gpu1_llama8b_layerwise", {"mode": "baseline"}),
+    ("seed-dense, 1 stage, 2 chunks", "gpu1_dense_layerwise", {"layerwise": {"micro_batches": 2}}),
+    ("seed-gpt, 1 stage, 2 chunks", "gpu1_gpt_layerwise", {"layerwise": {"micro_batches": 2}}),
+    (
+        "seed-gpt, 1 stage, 4 sequences",
+        "gpu1_gpt_layerwise",
+        {"workload": {"batch_size": 4}, "layerwise": {"micro_batches": 4}},
+    ),
+    (
+        "llama-3.1-8b, 1 stage, 4 decode micro-batches",
+        "gpu1_llama8b_layerwise",
+        {"layerwise": {"decode_micro_batches": 4}},
+    ),
+    (
+        "llama-3.1-8b, 1 stage, 4 chunks",
+        "gpu1_llama8b_layerwise",
+        {"layerwise": {"micro_batches": 4}},
+    ),
 ]
 
 

