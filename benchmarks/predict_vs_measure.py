@@ -17,13 +17,12 @@ import os
 import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from layerwise.compare import free_port
+from layerwise.compare import run_quietly
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_RUN = {"warmup_iters": 2, "timed_iters": 7, "timeout_s": 120.0}
@@ -126,18 +125,10 @@ def case_config(stem: str, changes: dict, profile: str | None) -> dict:
 
 def run_case(config: dict, folder: Path, name: str) -> dict:
     """One launch/infer.py run on the config's world size (torchrun); its results JSON."""
-    path, results = folder / f"{name}.json", folder / f"{name}.results.json"
-    path.write_text(json.dumps(config, indent=2))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-        str(config["hardware"]["gpus"]), "--master_port", str(free_port()),
-        str(ROOT / "launch/infer.py"),
-        "--config", str(path), "--results", str(results),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=CASE_TIMEOUT_S)
-    if done.returncode != 0:
-        sys.exit(f"case {name!r} failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(results.read_text())
+    try:
+        return run_quietly(config, folder, name, CASE_TIMEOUT_S)
+    except RuntimeError as failure:
+        sys.exit(f"case {name!r}: {failure}")
 
 
 def rows_of(name: str, result: dict) -> list[dict]:

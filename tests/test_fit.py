@@ -9,6 +9,7 @@ from layerwise.fit import (
     fit_line,
     gemm_shapes,
     l2_priced,
+    least_squares,
     seq_grid,
     significant,
     token_grid,
@@ -71,3 +72,10 @@ def test_significant_digits():
     assert significant(123456.0) == 123500.0
     assert significant(0.000123456) == 0.0001235
     assert significant(0.0) == 0.0
+
+
+def test_least_squares_recovers_a_line_and_keeps_a_negative_intercept():
+    """The engine fit: 2 ms + 0.5 ms a step, and a line through negative values."""
+    assert least_squares([(1.0, 2.5e-3), (4.0, 4e-3), (16.0, 10e-3)]) == pytest.approx((2e-3, 5e-4))
+    assert least_squares([(1.0, -1.0), (3.0, 3.0)]) == pytest.approx((-3.0, 2.0))
+    assert least_squares([(2.0, 1.0), (2.0, 3.0)]) == (2.0, 0.0)

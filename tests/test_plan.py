@@ -1,13 +1,15 @@
 """Plans: a hand-computed case end to end, invariants, and the published shape on the seed."""
 
+import copy
 import json
 import textwrap
+from dataclasses import replace
 
 import pytest
 import yaml
 
 from layerwise.config import load_config, parse_config
-from layerwise.layouts import layerwise_setting, plan_layerwise, problem
+from layerwise.layouts import best_of, layerwise_setting, plan_layerwise, problem
 from layerwise.partition import stage_costs, uniform_boundaries
 from layerwise.plan import make_plan
 from layerwise.report import render
@@ -419,15 +421,18 @@ def test_uneven_split_search_matches_every_split_megatron_accepts(model, tp, pp,
     assert distance(ours) == pytest.approx(min(distance(b) for b in ties))
 
 
-def _mock_plan(tmp_path, stem: str, replicas: int = 1, **profile_changes):
-    """A shipped mock config planned on cpu-mock with `profile_changes`."""
+def _mock_plan(
+    tmp_path, stem: str, replicas: int = 1, decode_micro_batches="auto", **profile_changes
+):
+    """A shipped mock config (with `replicas`, `decode_micro_batches`) planned on cpu-mock with
+    `profile_changes`."""
     profile = yaml.safe_load((CONFIGS / "hardware" / "cpu-mock.yaml").read_text())
     profile.update(profile_changes)
     path = tmp_path / f"profile{len(list(tmp_path.iterdir()))}.yaml"
     path.write_text(yaml.safe_dump(profile))
     data = json.loads((CONFIGS / f"{stem}.json").read_text())
     data["hardware"]["profile"] = str(path)
-    data["layerwise"]["replicas"] = replicas
+    data["layerwise"].update(replicas=replicas, decode_micro_batches=decode_micro_batches)
     config = parse_config(data, stem, CONFIGS)
     return getattr(make_plan(config), config.mode)
 
@@ -464,3 +469,37 @@ def test_the_plan_says_when_the_profile_lacks_this_models_host_time(tmp_path):
     assert any("no host time per call of embedding, head, llama layers" in n for n in notes)
     full = _mock_plan(tmp_path, "mock_llama_layerwise").notes  # the shipped profile has them
     assert not any("no host time" in note for note in full)
+
+
+def test_engine_cost_per_micro_batch_steers_the_chunk_choice(tmp_path):
+    """Without host or engine costs mock-gpt streams 2 chunks through 4 stages; a 10 ms engine
+    cost per micro-batch makes one chunk faster, and the chunk search must see it."""
+    free = {"shared_cores": 0.0, "layer_host_us": {}, "kernel_fixed_us": 0.0}
+    bare = _mock_plan(tmp_path, "mock_gpt_layerwise", schedule_us={}, **free)
+    costly = {"layerwise": {"run": 0.0, "micro_batch": 1e4}}
+    costed = _mock_plan(tmp_path, "mock_gpt_layerwise", schedule_us=costly, **free)
+    assert bare.micro_batches > 1 and costed.micro_batches == 1
+
+
+def test_engine_run_cost_is_paid_once_per_decode_run(tmp_path):
+    """mock-dense on 4 stages, 4 decode steps: a 1 ms run cost adds 1 ms to every step when each
+    step is its own run (1 micro-batch), 1/4 ms when all steps stream as one run (4)."""
+    run_cost = {"layerwise": {"run": 1000.0, "micro_batch": 0.0}}
+    for count, streamed, added in ((1, False, 1e-3), (4, True, 0.25e-3)):
+        fixed = {"decode_micro_batches": count, "shared_cores": 0.0}
+        bare = _mock_plan(tmp_path, "mock_dense_layerwise", schedule_us={}, **fixed)
+        costed = _mock_plan(tmp_path, "mock_dense_layerwise", schedule_us=run_cost, **fixed)
+        assert bare.decode_streamed is costed.decode_streamed is streamed
+        assert costed.tpot_s - bare.tpot_s == pytest.approx(added)
+
+
+def test_near_tied_chunks_prefer_l2_only_where_l2_was_measured(seed_data, tmp_path):
+    """Two layouts within 1% of each other's tokens/s: the one whose tiles fit L2 wins only on
+    a profile that prices L2, otherwise the lower TPOT does."""
+    for l2_gbs, expected in ((7500.0, "fits"), (0.0, "faster decode")):
+        config = parse_config(_with_l2(copy.deepcopy(seed_data), tmp_path, l2_gbs))
+        layout = make_plan(config).layerwise
+        fits = replace(layout, tps=99.5, tpot_s=2.0, chunk_fits_l2=True)
+        faster = replace(layout, tps=100.0, tpot_s=1.0, chunk_fits_l2=False)
+        chosen = best_of(config, [faster, fits])
+        assert chosen is {"fits": fits, "faster decode": faster}[expected]

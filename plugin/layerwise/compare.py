@@ -116,19 +116,43 @@ def launch_command(launcher: str, ranks: int) -> list[str]:
     return [sys.executable, "-m", *module, "--master_port", port]
 
 
-def run_one(args, config_path: Path, ranks: int, results: Path) -> int:
-    """One launch/infer.py run; its stdout echoed (launcher log lines with --verbose only), its
-    stderr passed straight through."""
-    command = [
-        *launch_command(args.launcher, ranks),
+def infer_command(
+    launcher: str, ranks: int, config_path: Path, results: Path, flags: tuple[str, ...] = ()
+) -> list[str]:
+    """launch/infer.py on `ranks` local ranks through the launcher, writing `results`."""
+    return [
+        *launch_command(launcher, ranks),
         str(ROOT / "launch" / "infer.py"),
         "--config",
         str(config_path),
         "--results",
         str(results),
-        *(["--verify"] if args.verify else []),
-        *(["--verbose"] if args.verbose else []),
+        *flags,
     ]
+
+
+def run_quietly(data: dict, folder: Path, name: str, timeout_s: float) -> dict:
+    """A config given as data, written to `folder`, run by torchrun on its own world size with
+    its output captured; the run's results JSON. RuntimeError with the run's error lines (or
+    its stderr) when it fails."""
+    path, results = folder / f"{name}.json", folder / f"{name}.results.json"
+    path.write_text(json.dumps(data, indent=2))
+    command = infer_command("torchrun", data["hardware"]["gpus"], path, results)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        said = [line for line in done.stderr.splitlines() if line.startswith(("error", "  - "))]
+        raise RuntimeError(
+            f"run {name!r} failed (exit {done.returncode}): "
+            + "\n".join(said or [done.stderr[-3000:]])
+        )
+    return json.loads(results.read_text())
+
+
+def run_one(args, config_path: Path, ranks: int, results: Path) -> int:
+    """One launch/infer.py run; its stdout echoed (launcher log lines with --verbose only), its
+    stderr passed straight through."""
+    flags = (*(["--verify"] if args.verify else []), *(["--verbose"] if args.verbose else []))
+    command = infer_command(args.launcher, ranks, config_path, results, flags)
     print(f"$ python {' '.join(command[1:])}", flush=True)
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         for line in process.stdout:

@@ -25,17 +25,24 @@ class Line:
     gbs: float
 
 
-def fit_line(points: list[tuple[float, float]]) -> Line:
-    """Least squares of (bytes, seconds); the intercept is clamped at 0 and the slope kept
-    positive (a flat series is read as its largest rate)."""
+def least_squares(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """(intercept, slope) of the least-squares line through (x, y) points (slope 0 when every
+    x is the same)."""
     count = len(points)
     mean_x = sum(x for x, _ in points) / count
     mean_y = sum(y for _, y in points) / count
     spread = sum((x - mean_x) ** 2 for x, _ in points)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / spread if spread else 0.0
+    return mean_y - slope * mean_x, slope
+
+
+def fit_line(points: list[tuple[float, float]]) -> Line:
+    """Least squares of (bytes, seconds); the intercept is clamped at 0 and the slope kept
+    positive (a flat series is read as its largest rate)."""
+    intercept, slope = least_squares(points)
     if slope <= 0:
         return Line(0.0, max(x / y for x, y in points) / 1e9)
-    return Line(max(0.0, mean_y - slope * mean_x), 1.0 / slope / 1e9)
+    return Line(max(0.0, intercept), 1.0 / slope / 1e9)
 
 
 def work_rate_tflops(flops: float, seconds: float, fixed_s: float) -> float:

@@ -139,6 +139,8 @@ def measure(configs: list[RunConfig], command: str, quick: bool) -> tuple[Hardwa
     hardware = dataclasses.replace(
         base,
         **kernels.fields,
+        layer_host_us={},  # measured below, priced against this profile's kernels alone
+        schedule_us={},
         intra_node=intra,
         host_overlaps_device=device.cuda,
         shared_cores=0.0 if device.cuda else _effective_cores(ranks, slowdown),

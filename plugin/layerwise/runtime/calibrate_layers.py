@@ -2,12 +2,13 @@
 the smallest shape of its kind, so its kernels cost next to nothing and what a call takes is
 Python, module and framework dispatch (runtime/calibrate.py times it)."""
 
+import math
 from dataclasses import replace
 
 import torch
 
 from layerwise.config import RunConfig
-from layerwise.cost import Chunk, kernel_time, layer_kernels
+from layerwise.cost import Chunk, layer_cost
 from layerwise.runtime.calibrate import Device, Progress, time_calls
 from layerwise.runtime.kv_cache import KVCache
 from layerwise.runtime.model import PresetLayer, rotary_table
@@ -40,14 +41,6 @@ def _input(model: ModelSpec, index: int, device: Device) -> torch.Tensor:
     return torch.randn(*shape, dtype=device.dtype, device=device.torch_device)
 
 
-def kernels_seconds(
-    hardware: HardwareSpec, model: ModelSpec, index: int, chunk: Chunk, dtype_bytes: int
-) -> float:
-    """The cost model's kernel time of layer `index` on `chunk` (what the host time excludes)."""
-    kernels = layer_kernels(model, index, chunk, 1, dtype_bytes)
-    return sum(kernel_time(hardware, k, chunk.tokens, False, True, chunk.context) for k in kernels)
-
-
 def measure_layer_host(
     config: RunConfig, device: Device, hardware: HardwareSpec, groups, progress: Progress
 ) -> dict[str, float]:
@@ -77,8 +70,10 @@ def measure_layer_host(
 
             seconds = time_calls(device, call, graph=False)
             chunk = Chunk(1, 1, position + 1, position > 0)
-            if not hardware.host_overlaps_device:
-                seconds -= kernels_seconds(hardware, model, index, chunk, device.dtype_bytes)
+            if not hardware.host_overlaps_device:  # the profile so far has no host time yet
+                seconds -= layer_cost(
+                    model, hardware, index, chunk, 1, device.dtype_bytes, math.inf
+                ).compute_s
             found[role + suffix] = max(0.0, seconds) * 1e6
             progress.step(f"host time of a {role}{suffix.replace('_', ' ')} call")
     return found

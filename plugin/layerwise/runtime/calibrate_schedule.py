@@ -10,24 +10,20 @@ the cost of a pipeline step that the kernels, layer calls and links measured alo
 """
 
 import dataclasses
-import json
 import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import yaml
 
-from layerwise.compare import free_port
+from layerwise.compare import run_quietly
 from layerwise.config import RunConfig
-from layerwise.fit import fit_line
+from layerwise.fit import least_squares
 from layerwise.runtime.calibrate import Progress
 from layerwise.runtime.calibrate_layers import tiny_model
 
 MICRO_BATCHES = (1, 4, 16)
 TIMED_RUNS = 40  # per point (median), after 3 warm-ups
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def tiny_run(
@@ -58,23 +54,11 @@ def tiny_run(
     }
 
 
-def _residual(data: dict, folder: Path, name: str) -> tuple[float, int]:
-    """(measured - predicted seconds of one prefill run, stages) from one launch/infer.py run."""
-    path, results = folder / f"{name}.json", folder / f"{name}.results.json"
-    path.write_text(json.dumps(data))
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
-        str(data["hardware"]["gpus"]), "--master_port", str(free_port()),
-        str(ROOT / "launch" / "infer.py"), "--config", str(path), "--results", str(results),
-    ]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    if done.returncode != 0:
-        said = [line for line in done.stderr.splitlines() if line.startswith(("error", "  - "))]
-        raise RuntimeError(f"calibration run {name} failed: " + "\n".join(said or [done.stderr]))
-    run = json.loads(results.read_text())
-    tokens = data["workload"]["batch_size"]
+def _residual(data: dict, folder: Path, name: str) -> float:
+    """Measured - predicted seconds of one prefill run of `data` through launch/infer.py."""
+    run = run_quietly(data, folder, name, timeout_s=600)
     measured = statistics.median(run["measured"]["prefill_s"])
-    return measured - tokens / run["predicted"]["tps"], data["hardware"]["gpus"]
+    return measured - data["workload"]["batch_size"] / run["predicted"]["tps"]
 
 
 def measure_schedules(
@@ -86,21 +70,19 @@ def measure_schedules(
     runs: int = TIMED_RUNS,
 ) -> dict[str, dict[str, float]]:
     """{mode: {"run": us, "micro_batch": us}}, each at least 0; `profile_data` is the profile
-    so far (what the runs are predicted with), without schedule_us."""
+    so far (what the runs are predicted with; its schedule_us empty)."""
     found = {}
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         profile = folder / "profile.yaml"
-        profile.write_text(yaml.safe_dump({**profile_data, "schedule_us": {}}))
+        profile.write_text(yaml.safe_dump(profile_data))
         for mode in ("layerwise", "baseline"):
             residuals = []
             for micro_batches in micro_batch_counts:
                 data = tiny_run(config, profile, mode, micro_batches, world, runs)
-                residual, stages = _residual(data, folder, f"{mode}{micro_batches}")
-                residuals.append(residual)
-                progress.step(f"{mode} engine on {stages} ranks, {micro_batches} micro-batch(es)")
-            steps = [float(m + stages - 1) for m in micro_batch_counts]
-            line = fit_line(list(zip(steps, residuals)))
-            per_step = 1e-9 / line.gbs if line.gbs else 0.0  # the slope, seconds per step
-            found[mode] = {"run": line.intercept_s * 1e6, "micro_batch": per_step * 1e6}
+                residuals.append(_residual(data, folder, f"{mode}{micro_batches}"))
+                progress.step(f"{mode} engine on {world} ranks, {micro_batches} micro-batch(es)")
+            steps = [float(m + world - 1) for m in micro_batch_counts]
+            per_run, per_step = least_squares(list(zip(steps, residuals)))
+            found[mode] = {"run": max(0.0, per_run) * 1e6, "micro_batch": max(0.0, per_step) * 1e6}
     return found
