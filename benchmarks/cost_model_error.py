@@ -9,8 +9,9 @@ import json
 import statistics
 from pathlib import Path
 
-from layerwise.cost import Chunk, _gemm, kernel_time, layer_cost
-from layerwise.specs import MODEL_PRESETS, find_hardware_profile, load_hardware
+from layerwise.costmodel.kernels import Chunk, _gemm, kernel_time, layer_cost
+from layerwise.hardware.spec import find_hardware_profile, load_hardware
+from layerwise.model.spec import MODEL_PRESETS
 
 ANCHORS = Path(__file__).resolve().parents[1] / "configs/hardware/measured"
 

@@ -14,9 +14,9 @@ import argparse
 import random
 import time
 
-from layerwise.config import load_config
-from layerwise.partition import Link, PartitionProblem, partition
-from layerwise.plan import make_plan
+from layerwise.config.load import load_config
+from layerwise.partition.search import Link, PartitionProblem, partition
+from layerwise.planner.plan import make_plan
 
 HIDDEN_BYTES = 16e6  # a 4096-token chunk of a 2048-wide bf16 model
 TOKEN_ID_BYTES, LOGIT_BYTES = 16e3, 2e9

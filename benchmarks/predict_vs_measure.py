@@ -22,7 +22,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from layerwise.compare import run_quietly
+from layerwise.cli.common import run_quietly
 
 ROOT = Path(__file__).resolve().parents[1]
 FAST_RUN = {"warmup_iters": 2, "timed_iters": 7, "timeout_s": 120.0}

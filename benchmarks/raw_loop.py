@@ -16,13 +16,14 @@ from pathlib import Path
 
 import torch
 
-from layerwise.config import RunConfig, load_config
-from layerwise.layouts import Layout
-from layerwise.plan import make_plan
+from layerwise.config.load import load_config
+from layerwise.config.sections import RunConfig
+from layerwise.planner.layouts import Layout
+from layerwise.planner.plan import make_plan
+from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches
 from layerwise.runtime.distributed import init, read_env, singleton_groups
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks
 from layerwise.runtime.kv_cache import KVCache
-from layerwise.runtime.mock import apply_cpu_mock_patches
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
 
 

@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     args = parser.parse_args()
     if not torch.cuda.is_available():
-        from layerwise.runtime.mock import apply_cpu_mock_patches
+        from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches
 
         apply_cpu_mock_patches()
     import deepspeed

@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 try:
-    from layerwise.compare import main
+    from layerwise.cli.compare import main
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugin"))
-    from layerwise.compare import main
+    from layerwise.cli.compare import main
 
 if __name__ == "__main__":
     sys.exit(main())

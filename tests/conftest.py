@@ -8,6 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+PROFILES = ROOT / "plugin/layerwise/hardware/profiles"  # shipped as package data
 
 
 def seed_config_data(name: str = "seed_dense_layerwise") -> dict:

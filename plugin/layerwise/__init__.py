@@ -1,55 +1,39 @@
 """layerwise: cache-aware layer-wise placement for dense-model inference.
 
-The planning half (config, specs, cost, partition, plan, report) is pure Python and imports no
-torch; the runtimes that execute a plan live in `layerwise.runtime` and are imported on demand.
+The flow, one folder a step: config -> model, hardware -> costmodel -> partition -> planner ->
+report; runtime runs a plan, calibrate measures a machine into a profile, cli holds the commands.
+Everything but runtime and calibrate imports no torch (tests/test_package.py checks whole
+folders). The public API:
+
+    config = load_config("configs/seed_gpt_layerwise.json")
+    plan = make_plan(config)          # both layouts priced, the recommendation, PREDICTED figures
+    print(render(plan))               # the tables `layerwise-plan` prints
+    partition_costs([1, 1, 1, 4], 2)  # the exact partitioner on your own costs: (0, 3, 4)
 """
 
-import math
-from collections.abc import Sequence
-from numbers import Real
-
-from layerwise import partition as _partition  # the module: keep layerwise.partition one
-from layerwise.partition import Link, PartitionInputError, PartitionProblem
+from layerwise.config.load import load_config, parse_config
+from layerwise.config.sections import RunConfig
+from layerwise.errors import CapacityError, ConfigError, ExitCode, LayerwiseError
+from layerwise.partition.costs import partition_costs
+from layerwise.partition.search import Link, PartitionInputError
+from layerwise.planner.plan import Plan, make_plan
+from layerwise.report.plan_json import plan_dict
+from layerwise.report.text import render
 
 __version__ = "0.1.0"
-__all__ = ["partition_costs"]
-
-
-def partition_costs(
-    costs: Sequence[float],
-    stages: int,
-    *,
-    memory: Sequence[float] | None = None,
-    capacity: float | None = None,
-    activation_bytes: float | Sequence[float] = 0.0,
-    link: Link | None = None,
-) -> tuple[int, ...]:
-    """Stage boundaries of the fastest contiguous split of a plain list of per-layer costs:
-    stages + 1 layer indices, stage s running layers [b[s], b[s+1]) (DeepSpeed's `parts`).
-
-    The exact partitioner of `layerwise.partition` on one line: memory is each layer's resident
-    bytes and capacity what one stage may hold (default: no limit); activation_bytes the bytes
-    crossing each boundary (one number, or layers + 1 of them) over `link` (default: transfers
-    are free). Raises CapacityError when the layers do not fit, PartitionInputError (a
-    ValueError) on a bad number.
-
-    >>> partition_costs([1, 1, 1, 4], 2)
-    (0, 3, 4)
-    >>> partition_costs([1, 1, 1, 4], 2, memory=[2, 1, 1, 1], capacity=3)
-    (0, 2, 4)
-    """
-    if stages < 1:
-        raise PartitionInputError(f"stages = {stages}: need at least one")
-    layers = len(costs)
-    if isinstance(activation_bytes, Real):
-        activation_bytes = (activation_bytes,) * (layers + 1)
-    if link is None:
-        link, activation_bytes = Link(0.0, 1.0), (0.0,) * (layers + 1)
-    problem = PartitionProblem(
-        tuple(costs),
-        tuple(activation_bytes),
-        tuple(memory) if memory is not None else (0.0,) * layers,
-        (link,) * (stages - 1),
-        (math.inf if capacity is None else capacity,) * stages,
-    )
-    return _partition.partition(problem).boundaries
+__all__ = [
+    "CapacityError",
+    "ConfigError",
+    "ExitCode",
+    "LayerwiseError",
+    "Link",
+    "PartitionInputError",
+    "Plan",
+    "RunConfig",
+    "load_config",
+    "make_plan",
+    "parse_config",
+    "partition_costs",
+    "plan_dict",
+    "render",
+]

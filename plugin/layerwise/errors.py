@@ -1,4 +1,21 @@
-"""Typed errors that carry the numbers; the CLIs turn them into one message and exit code 2."""
+"""Typed errors that carry the numbers, and the one set of exit codes every command uses.
+
+The CLIs turn a LayerwiseError into one message and ExitCode.USAGE."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What `layerwise-plan`, `-infer`, `-compare` and `-calibrate` return."""
+
+    OK = 0
+    INTERNAL = 1
+    """An internal error: Python prints its traceback."""
+    USAGE = 2
+    """Bad input (config, world size, an output path): one message naming the field."""
+    VERIFY_FAILED = 3
+    """`--verify` found outputs that differ from the one-process reference (results written,
+    marked failed)."""
 
 
 class LayerwiseError(Exception):

@@ -8,7 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugin"))
 
-from layerwise.runtime import adapter, launcher  # noqa: E402
+from layerwise.cli import infer as launcher  # noqa: E402
+from layerwise.runtime.runners import base as adapter
 
 real_build = adapter.build_adapter
 

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT / "plugin"), str(ROOT / "examples")]
 
-from layerwise.runtime.mock import apply_cpu_mock_patches  # noqa: E402
+from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches  # noqa: E402
 
 apply_cpu_mock_patches()
 

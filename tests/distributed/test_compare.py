@@ -46,7 +46,7 @@ def test_one_config_in_both_modes_side_by_side(tmp_path):
 def test_a_failing_run_stops_the_comparison_with_its_error_and_code(tmp_path):
     data = json.loads((ROOT / "configs/mock_dense_layerwise.json").read_text())
     data["deepspeed"] = {"zero_optimization": {"stage": "three"}}
-    data["hardware"]["profile"] = str(ROOT / "configs/hardware/cpu-mock.yaml")
+    data["hardware"]["profile"] = str(ROOT / "plugin/layerwise/hardware/profiles/cpu-mock.yaml")
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(data))
     done = compare("--config", str(bad), "--config", "configs/mock_dense_baseline.json")

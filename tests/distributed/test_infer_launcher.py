@@ -75,7 +75,7 @@ def test_a_crashing_rank_ends_every_rank_non_zero(config, crash_at, tmp_path):
     run.timeout_s."""
     data = json.loads((ROOT / f"configs/{config}.json").read_text())
     data["run"]["timeout_s"] = 15
-    data["hardware"]["profile"] = str(ROOT / "configs/hardware/cpu-mock.yaml")
+    data["hardware"]["profile"] = str(ROOT / "plugin/layerwise/hardware/profiles/cpu-mock.yaml")
     path = tmp_path / "crash.json"
     path.write_text(json.dumps(data))
     environment = {

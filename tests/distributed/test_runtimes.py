@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from layerwise.partition import Link, PartitionProblem, stage_costs
+from layerwise.partition.search import Link, PartitionProblem, stage_costs
 
 from .conftest import launch, torchrun
 from .scenarios import LAYOUTS

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugin"))
 
-from layerwise.runtime.mock import apply_cpu_mock_patches  # noqa: E402
+from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches  # noqa: E402
 
 apply_cpu_mock_patches()
 
@@ -25,12 +25,12 @@ import torch  # noqa: E402
 from deepspeed.pipe import LayerSpec  # noqa: E402
 from scenarios import LAYOUTS, MODELS  # noqa: E402
 
-from layerwise.config import parse_config  # noqa: E402
-from layerwise.plan import make_plan  # noqa: E402
-from layerwise.runtime.adapter import build_adapter  # noqa: E402
+from layerwise.config.load import parse_config  # noqa: E402
+from layerwise.planner.plan import make_plan  # noqa: E402
 from layerwise.runtime.distributed import init, read_env, singleton_groups  # noqa: E402
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks, token_rows  # noqa: E402
 from layerwise.runtime.pipe import LayerwisePipelineModule  # noqa: E402
+from layerwise.runtime.runners.base import build_adapter  # noqa: E402
 from layerwise.runtime.verify import (  # noqa: E402
     chunk_shape,
     decode_shape,

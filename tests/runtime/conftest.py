@@ -5,7 +5,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def groups(tmp_path_factory):
-    from layerwise.runtime.mock import apply_cpu_mock_patches
+    from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches
 
     apply_cpu_mock_patches()
     import torch.distributed as dist

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from layerwise.config import parse_config
-from layerwise.plan import make_plan
+from layerwise.config.load import parse_config
+from layerwise.planner.plan import make_plan
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks, token_rows
 
 from ..conftest import CONFIGS

@@ -4,9 +4,9 @@ tensor-parallel shards cut from the same full weights."""
 import pytest
 import torch
 
+from layerwise.model.spec import MODEL_PRESETS
 from layerwise.runtime.inputs import draw
 from layerwise.runtime.model import PresetLayer, megatron_config, tensor_parallel_dims
-from layerwise.specs import MODEL_PRESETS
 
 CPU = torch.device("cpu")
 

@@ -11,8 +11,8 @@ clock starts, on the ranks of each replica's first stage.
 
 import torch
 
-from layerwise.config import RunConfig
-from layerwise.layouts import Layout
+from layerwise.config.sections import RunConfig
+from layerwise.planner.layouts import Layout
 from layerwise.runtime.model import TORCH_DTYPES
 
 PROMPT_STREAM, DECODE_STREAM = 7919, 7927  # seed offsets: prompts and decode tokens apart

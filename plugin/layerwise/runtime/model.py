@@ -28,10 +28,10 @@ from megatron.core.transformer.spec_utils import build_module
 from megatron.core.transformer.torch_norm import WrappedTorchNorm
 from torch import nn
 
-from layerwise.config import RunConfig
-from layerwise.layouts import Layout
+from layerwise.config.sections import RunConfig
+from layerwise.model.spec import ModelSpec
+from layerwise.planner.layouts import Layout
 from layerwise.runtime.kv_cache import KVCache
-from layerwise.specs import ModelSpec
 
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 NORMALIZATION = {"layernorm": "LayerNorm", "rmsnorm": "RMSNorm"}

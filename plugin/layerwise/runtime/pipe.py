@@ -33,7 +33,7 @@ from deepspeed.pipe import LayerSpec, PipelineModule, TiedLayerSpec
 from deepspeed.runtime.activation_checkpointing import checkpointing
 from torch import nn
 
-from layerwise.partition import Link, PartitionProblem, partition
+from layerwise.partition.search import Link, PartitionProblem, partition
 
 OUR_METHODS = ("layerwise", "profile")
 NVLINK = Link(latency_s=10e-6, bytes_per_s=150e9)  # intra-node NCCL p2p (docs/sources.md)

@@ -3,10 +3,10 @@
 import statistics
 from dataclasses import dataclass
 
-from layerwise.config import RunConfig
-from layerwise.layouts import Layout
+from layerwise.config.sections import RunConfig
+from layerwise.hardware.spec import HardwareSpec
+from layerwise.planner.layouts import Layout
 from layerwise.runtime.session import MOCK_DEVICE, Measurement
-from layerwise.specs import HardwareSpec
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from layerwise.config import RunConfig
-from layerwise.layouts import Layout
+from layerwise.config.sections import RunConfig
+from layerwise.planner.layouts import Layout
+from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches
 from layerwise.runtime.distributed import DistEnv, init
 from layerwise.runtime.logs import quiet_deepspeed
-from layerwise.runtime.mock import apply_cpu_mock_patches
 
 if TYPE_CHECKING:  # imported at run time only after the CPU mock patches
     from layerwise.runtime.verify import Verdict
@@ -50,7 +50,7 @@ def _measure(
     from tqdm import tqdm
 
     from layerwise.runtime import inputs
-    from layerwise.runtime.adapter import build_adapter
+    from layerwise.runtime.runners.base import build_adapter
     from layerwise.runtime.verify import verify_outputs
 
     device = torch.device("cuda", env.local_rank) if cuda else torch.device("cpu")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as torch_dist
 
-from layerwise.config import RunConfig
-from layerwise.layouts import Layout
+from layerwise.config.sections import RunConfig
+from layerwise.planner.layouts import Layout
 from layerwise.runtime.distributed import singleton_groups
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache

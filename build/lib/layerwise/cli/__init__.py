@@ -1,0 +1,1 @@
+"""The command-line programs (plan, infer, compare, calibrate) and their shared helpers."""

@@ -1,0 +1,100 @@
+"""What the command-line programs share: atomic writes, a free port, a quiet run of the launcher."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from layerwise.config.sections import RunConfig
+from layerwise.errors import ConfigError
+from layerwise.planner.plan import Plan, make_plan
+from layerwise.runtime.compat.deepspeed_config import deepspeed_problems
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, then rename: readers never see half a file.
+    The file gets the permissions a plain open() would give (0666 less the umask), not mkstemp's
+    0600."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.chmod(temporary, 0o666 & ~current_umask())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+INFER_MODULE = "layerwise.cli.infer"  # the runtime, launched by module: no path into a checkout
+
+
+def launch_command(launcher: str, ranks: int) -> list[str]:
+    """The launcher on `ranks` local ranks, up to the module it runs (torchrun or deepspeed)."""
+    port = str(free_port())
+    if launcher == "torchrun":
+        module = ["torch.distributed.run", "--nproc_per_node", str(ranks)]
+        as_module = "-m"
+    else:
+        module = ["deepspeed.launcher.runner", "--num_gpus", str(ranks)]
+        as_module = "--module"
+    return [sys.executable, "-m", *module, "--master_port", port, as_module]
+
+
+def infer_command(
+    launcher: str, ranks: int, config_path: Path, results: Path, flags: tuple[str, ...] = ()
+) -> list[str]:
+    """The runtime (`layerwise.cli.infer`) on `ranks` local ranks through the launcher, writing
+    `results`."""
+    return [
+        *launch_command(launcher, ranks),
+        INFER_MODULE,
+        "--config",
+        str(config_path),
+        "--results",
+        str(results),
+        *flags,
+    ]
+
+
+def run_quietly(data: dict, folder: Path, name: str, timeout_s: float) -> dict:
+    """A config given as data, written to `folder`, run by torchrun on its own world size with
+    its output captured; the run's results JSON. RuntimeError with the run's error lines (or
+    its stderr) when it fails."""
+    path, results = folder / f"{name}.json", folder / f"{name}.results.json"
+    path.write_text(json.dumps(data, indent=2))
+    command = infer_command("torchrun", data["hardware"]["gpus"], path, results)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        said = [line for line in done.stderr.splitlines() if line.startswith(("error", "  - "))]
+        raise RuntimeError(
+            f"run {name!r} failed (exit {done.returncode}): "
+            + "\n".join(said or [done.stderr[-3000:]])
+        )
+    return json.loads(results.read_text())
+
+
+def plan_for_run(config: RunConfig) -> Plan:
+    """The plan of a config that is to run: `make_plan`, then the config's `deepspeed` section
+    checked against it (the runtime's policy, not the planner's); ConfigError with every
+    contradiction."""
+    plan = make_plan(config)
+    problems = deepspeed_problems(config, plan.layerwise) if plan.layerwise is not None else []
+    if problems:
+        raise ConfigError(problems, config.source)
+    return plan

@@ -1,0 +1,187 @@
+"""`launch/compare.py`: run two layouts of one model and workload on the same world size, one after
+the other, through `launch/infer.py`, and print measured and predicted figures side by side.
+
+`--config A --config B` runs both files; a single `--config A` runs A in both modes (the one key
+switched). Each run's own output is shown as it comes (the launcher's INFO lines only with
+--verbose), every error included; a failed run stops the comparison and its exit code is
+returned. Runs on one machine (`deepspeed --num_gpus N` or `torchrun --nproc_per_node N`)."""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from layerwise.cli.common import infer_command, plan_for_run, write_atomically
+from layerwise.config.load import load_config
+from layerwise.errors import ConfigError, ExitCode, LayerwiseError
+from layerwise.report.labels import FIGURES
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="launch/compare.py",
+        description=(
+            "Run the baseline and the layer-wise layout of one model on the same ranks and "
+            "print measured beside predicted figures, with the ratio of the two layouts."
+        ),
+    )
+    parser.add_argument(
+        "--config",
+        action="append",
+        required=True,
+        type=Path,
+        help="run config (JSON); give two, or one to run it in both modes",
+    )
+    parser.add_argument("--launcher", choices=("deepspeed", "torchrun"), default="deepspeed")
+    parser.add_argument("--verify", action="store_true", help="pass --verify to each run")
+    parser.add_argument(
+        "--results-dir", type=Path, help="keep each run's results JSON here (default: temporary)"
+    )
+    parser.add_argument("--plot", type=Path, help="draw predicted against measured to this PNG")
+    parser.add_argument("--verbose", action="store_true", help="show every launcher log line")
+    return parser.parse_args(argv)
+
+
+def check_outputs(args: argparse.Namespace) -> list[str]:
+    problems = []
+    if len(args.config) > 2:
+        problems.append(f"--config: give one or two configs, got {len(args.config)}")
+    folders = {"--results-dir": args.results_dir, "--plot": args.plot and args.plot.parent}
+    for flag, folder in folders.items():
+        if folder is not None and not folder.resolve().is_dir():
+            problems.append(f"{flag}: folder {str(folder)!r} does not exist")
+    return problems
+
+
+def check_configs(paths: list[Path]) -> list:
+    """Both runs' configs loaded and planned before anything is launched; raises ConfigError."""
+    configs = [load_config(path) for path in paths]
+    for config in configs:
+        plan_for_run(config)
+    first, last = configs
+    differ = [name for name in ("model", "workload") if getattr(first, name) != getattr(last, name)]
+    if first.hardware.gpus != last.hardware.gpus:
+        differ.append("hardware.gpus")
+    if differ:
+        raise ConfigError(
+            [
+                f"{', '.join(differ)} differ between the configs: compare one model and workload "
+                f"on one world size"
+            ],
+            "launch/compare.py",
+        )
+    return configs
+
+
+def switched(path: Path, folder: Path) -> Path:
+    """A copy of the config in `folder` with the other mode (a relative profile path made
+    absolute, so it still resolves)."""
+    other = json.loads(path.read_text())
+    other["mode"] = "baseline" if other.get("mode") == "layerwise" else "layerwise"
+    profile = other.get("hardware", {}).get("profile", "")
+    if profile.endswith((".yaml", ".yml")) and not Path(profile).is_absolute():
+        candidate = path.parent / profile
+        if candidate.exists():
+            other["hardware"]["profile"] = str(candidate.resolve())
+    target = folder / f"{path.stem}.{other['mode']}.json"
+    target.write_text(json.dumps(other, indent=2))
+    return target
+
+
+def run_one(args, config_path: Path, ranks: int, results: Path) -> int:
+    """One launch/infer.py run; its stdout echoed (launcher log lines with --verbose only), its
+    stderr passed straight through."""
+    flags = (*(["--verify"] if args.verify else []), *(["--verbose"] if args.verbose else []))
+    command = infer_command(args.launcher, ranks, config_path, results, flags)
+    print(f"$ python {' '.join(command[1:])}", flush=True)
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        for line in process.stdout:
+            if args.verbose or not line.startswith("[20"):
+                print(line, end="", flush=True)
+    return process.returncode
+
+
+def cell(value, fmt: str) -> str:
+    return "not measured" if value is None else format(value, fmt)
+
+
+def ratio(top, bottom) -> str:
+    return f"{top / bottom:.3f}" if top is not None and bottom else "-"
+
+
+def verdict(check: dict | None) -> str:
+    """A run's --verify result in a few words."""
+    if check is None:
+        return "not verified"
+    greedy = {None: "", True: ", greedy tokens equal", False: ", greedy tokens DIFFER"}
+    return (
+        f"{'ok' if check['ok'] else 'FAILED'} (relative error {check['relative_error']:.1e}"
+        f"{greedy[check.get('greedy_match')]})"
+    )
+
+
+def comparison_table(runs: list[dict]) -> str:
+    """Both runs' predicted and measured figures, then B / A predicted and measured."""
+    a, b = runs
+    lines = [
+        f"comparison: {a['model']} on {a['world_size']} ranks ({a['device']})",
+        *(
+            f"  {name} = {run['mode']}: {run['layout']} ({run['config']})"
+            for name, run in zip("AB", runs)
+        ),
+        f"{'':<26}{'A predicted':>14}{'A measured':>14}{'B predicted':>14}{'B measured':>14}"
+        f"{'B/A pred':>10}{'B/A meas':>10}",
+    ]
+    for label, key, fmt in FIGURES:
+        row = f"{label:<26}"
+        for run in runs:
+            predicted, measured = run["predicted"].get(key), run["measured"].get(key)
+            row += f"{cell(predicted, fmt):>14}{cell(measured, fmt):>14}"
+        row += f"{ratio(b['predicted'].get(key), a['predicted'].get(key)):>10}"
+        row += f"{ratio(b['measured'].get(key), a['measured'].get(key)):>10}"
+        lines.append(row)
+    verdicts = [f"{name} {verdict(run.get('verify'))}" for name, run in zip("AB", runs)]
+    lines.append(f"{'verify':<26}{'; '.join(verdicts)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problems = check_outputs(args)
+    if problems:
+        print("error:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return ExitCode.USAGE
+    with tempfile.TemporaryDirectory(prefix="layerwise-compare-") as scratch:
+        paths = list(args.config)
+        try:
+            if len(paths) == 1:
+                paths.append(switched(paths[0], Path(scratch)))
+            configs = check_configs(paths)
+        except (LayerwiseError, OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return ExitCode.USAGE
+        folder = args.results_dir or Path(scratch)
+        runs, code = [], 0
+        for path in paths:
+            results = folder / f"{path.stem}.results.json"
+            returned = run_one(args, path, configs[0].hardware.gpus, results)
+            if returned not in (ExitCode.OK, ExitCode.VERIFY_FAILED):
+                print(f"error: the run of {path} failed (exit code {returned})", file=sys.stderr)
+                return returned
+            code = code or returned
+            runs.append(json.loads(results.read_text()))
+            print()
+        if len(args.config) == 1:  # name the switched copy after its source, not a temporary
+            runs[1]["config"] = f"{args.config[0]} with mode {runs[1]['mode']!r}"
+    print(comparison_table(runs))
+    if args.plot is not None:
+        from layerwise.report.plot import predicted_vs_measured_png
+
+        write_atomically(args.plot, predicted_vs_measured_png(runs))
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

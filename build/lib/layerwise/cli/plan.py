@@ -1,0 +1,78 @@
+"""`python launch/plan.py --config FILE [--json OUT] [--plot OUT.png|.svg|.pdf]`: plan both
+layouts."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from layerwise.cli.common import plan_for_run, write_atomically
+from layerwise.config.load import load_config
+from layerwise.errors import ExitCode, LayerwiseError
+from layerwise.report.plan_json import plan_dict
+from layerwise.report.plot import PLOT_FORMATS
+from layerwise.report.text import render
+
+
+def plot_format(path: Path) -> str:
+    """The image format a --plot path asks for: its suffix, lower case, without the dot."""
+    return path.suffix.lower().lstrip(".")
+
+
+def _outputs(args: argparse.Namespace) -> list[str]:
+    """Problems with the output paths, found before any work is done."""
+    problems = []
+    for flag, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None and not path.parent.resolve().is_dir():
+            problems.append(f"{flag}: folder {str(path.parent)!r} does not exist")
+    if args.plot is not None and plot_format(args.plot) not in PLOT_FORMATS:
+        problems.append(
+            f"--plot: {str(args.plot)!r} must end in "
+            f"{', '.join('.' + fmt for fmt in PLOT_FORMATS)} (the suffix picks the format)"
+        )
+    if args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            problems.append("--plot: needs matplotlib (pip install 'layerwise[plot]')")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launch/plan.py",
+        description=(
+            "Predict throughput, TPOT, bubble and memory of the baseline (Megatron TP x PP) "
+            "and the layer-wise layout for one config, before any GPU is touched."
+        ),
+    )
+    parser.add_argument("--config", required=True, type=Path, help="run config (JSON)")
+    parser.add_argument("--json", type=Path, help="write the plan as JSON here")
+    parser.add_argument(
+        "--plot", type=Path, help="draw both pipeline timelines to this .png, .svg or .pdf"
+    )
+    args = parser.parse_args(argv)
+    problems = _outputs(args)
+    if problems:
+        print("error:\n" + "\n".join(f"  - {p}" for p in problems), file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        plan = plan_for_run(load_config(args.config))
+    except LayerwiseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return ExitCode.USAGE
+    outputs = {}
+    if args.json is not None:
+        outputs[args.json] = (json.dumps(plan_dict(plan), indent=2) + "\n").encode()
+    if args.plot is not None:
+        from layerwise.report.plot import timeline
+
+        outputs[args.plot] = timeline(plan, plot_format(args.plot))
+    for path, data in outputs.items():
+        write_atomically(path, data)
+    print(render(plan))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

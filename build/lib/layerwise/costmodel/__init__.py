@@ -1,0 +1,1 @@
+"""What a layer costs: kernels, collectives, pipeline timing (pure functions)."""

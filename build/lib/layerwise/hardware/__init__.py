@@ -1,0 +1,2 @@
+"""Where it runs: HardwareSpec and LinkSpec, profile lookup; profiles/*.yaml ship as
+package data."""

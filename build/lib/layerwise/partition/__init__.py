@@ -1,0 +1,1 @@
+"""The exact min-max contiguous partition and its tie-break."""

@@ -1,0 +1,169 @@
+"""Why a layout looks the way it does, in sentences with numbers (shown under each stage table)."""
+
+from layerwise.config.sections import RunConfig
+from layerwise.costmodel.kernels import allreduces_per_layer
+from layerwise.partition.search import stage_costs, uniform_boundaries
+from layerwise.planner.baseline import baseline_setting
+from layerwise.planner.layouts import Layout, layerwise_setting
+from layerwise.planner.setting import dtype_bytes, l2_budget, problem
+from layerwise.planner.splits import FIRST_KEY, LAST_KEY, block_counts, megatron_keys
+
+MIB = 2**20
+
+
+def _spread(counts) -> str:
+    low, high = min(counts), max(counts)
+    return f"{low}-{high}" if low != high else str(low)
+
+
+def _ends(config: RunConfig) -> str:
+    model = config.model
+    if not model.vocab_size:
+        return ""
+    return (
+        f"; pipeline layer 0 is the token embedding (on stage 0), layer "
+        f"{model.pipeline_layers - 1} the LM head (on the last stage)"
+    )
+
+
+def _placement(config: RunConfig, layout: Layout) -> str:
+    stages = len(layout.stages)
+    if layout.mode == "baseline":
+        counts = block_counts(config.model, (0, *(s.stop_layer for s in layout.stages)))
+        keys = megatron_keys(counts)
+        middle = f", {counts[1]} blocks on each middle stage" if stages > 2 else ""
+        split = (
+            f"uneven: {FIRST_KEY} = {keys[FIRST_KEY]}, {LAST_KEY} = {keys[LAST_KEY]}"
+            f"{middle} (megatron-core TransformerConfig keys)"
+            if keys
+            else "an even split, Megatron's default layout"
+        )
+        return (
+            f"{config.hardware.gpus} GPUs = TP {layout.tensor_parallel} (consecutive ranks) x "
+            f"PP {stages} stages of {_spread(counts)} blocks: {split}{_ends(config)}"
+        )
+    spread = _spread([stage.num_layers for stage in layout.stages])
+    return (
+        f"{config.hardware.gpus} GPUs = {layout.replicas} replica(s) x {stages} stages of "
+        f"{spread} whole layers; replica d runs stage s on rank d*{stages}+s{_ends(config)}"
+    )
+
+
+def _chunking(config: RunConfig, layout: Layout) -> str:
+    tile = 2 * layout.chunk_tokens * config.model.hidden * dtype_bytes(config)
+    fits = "fit" if layout.chunk_fits_l2 else "exceed"
+    return (
+        f"chunk {layout.chunk_tokens:,} tokens, {layout.micro_batches:,} micro-batches per "
+        f"batch, bubble {layout.bubble_fraction:.1%}; its in+out tiles ({tile / MIB:,.1f} MiB) "
+        f"{fits} the L2 budget ({l2_budget(config) / MIB:.1f} MiB)"
+    )
+
+
+def _residency(config: RunConfig, layout: Layout) -> str:
+    """Which stages' weights fit the L2 budget and how much that changed the predicted TPOT,
+    or that L2 is not priced on this profile."""
+    resident = sum(stage.weights_fit_l2 for stage in layout.stages)
+    largest = max(stage.weight_bytes for stage in layout.stages)
+    gpu = config.gpu
+    if not gpu.l2_gbs:
+        return (
+            f"L2 not priced: profile {gpu.name} measured no L2 gain (launch/calibrate.py "
+            f"measures it); {resident} of {len(layout.stages)} stages' weights fit the budget"
+        )
+    if resident:
+        saved = 1 - layout.tpot_s / layout.tpot_without_l2_s
+        return (
+            f"{resident} of {len(layout.stages)} stages keep their weights in the L2 budget, "
+            f"read at {gpu.l2_gbs:,.0f} GB/s (measured) vs {gpu.hbm_gbs:,.0f} from memory: "
+            f"TPOT {layout.tpot_s * 1e3:.3f} ms, {layout.tpot_without_l2_s * 1e3:.3f} ms "
+            f"without L2 ({saved:.1%} saved)"
+        )
+    return (
+        f"no stage's weights fit the L2 budget (up to {largest / MIB:,.0f} MiB per GPU vs "
+        f"{l2_budget(config) / MIB:.1f} MiB): decode streams weights from HBM"
+    )
+
+
+def _bottleneck(layout: Layout) -> str:
+    slowest = max(layout.stages, key=lambda stage: stage.prefill_s)
+    held = (
+        f"layers {slowest.first_layer}-{slowest.stop_layer - 1}"
+        if slowest.num_layers
+        else "no layers"
+    )
+    return (
+        f"slowest stage {slowest.index} ({held}): "
+        f"{slowest.prefill_compute_s * 1e3:.3f} ms compute + "
+        f"{slowest.prefill_comm_s * 1e3:.3f} ms communication per chunk"
+    )
+
+
+def _versus_uniform(config: RunConfig, layout: Layout) -> str:
+    """The same costs placed by layer count, as DeepSpeed's 'uniform' (and, for identical
+    layers, 'parameters') would place them."""
+    setting = layerwise_setting(config, layout.replicas)
+    placed = problem(config, setting, layout.chunk_tokens)
+    uniform = max(
+        stage_costs(placed, uniform_boundaries(config.model.pipeline_layers, setting.num_stages))
+    )
+    ours = max(stage.prefill_s for stage in layout.stages)
+    return (
+        f"exact min-bottleneck partition: {ours * 1e3:.3f} ms per chunk; DeepSpeed's "
+        f"'uniform' split of the same layers: {uniform * 1e3:.3f} ms "
+        f"({uniform / ours - 1:+.1%})"
+    )
+
+
+def _empty_stages(layout: Layout) -> list[str]:
+    empty = [stage.index for stage in layout.stages if stage.num_layers == 0]
+    if not empty:
+        return []
+    return [
+        f"stages {', '.join(map(str, empty))} hold no layers and only forward activations: "
+        f"there a chunk's transfers cost as much as a layer's compute elsewhere, so no "
+        f"placement with a layer on them has a lower bottleneck"
+    ]
+
+
+def _tensor_parallel(config: RunConfig, layout: Layout) -> str:
+    reduces = sum(
+        allreduces_per_layer(config.model, layer, layout.tensor_parallel)
+        for layer in range(config.model.pipeline_layers)
+    )
+    setting = baseline_setting(config)
+    gather = " and one all-gather of the logits (LM head)" if config.model.vocab_size else ""
+    return (
+        f"{reduces} all-reduces{gather} per chunk across the model "
+        f"(about {reduces // max(1, setting.num_stages)} per stage), "
+        f"{layout.comm_fraction:.0%} of stage time is communication"
+    )
+
+
+def _host_time(config: RunConfig) -> list[str]:
+    """A warning when the profile measured host time per layer call, but not for this model's
+    kinds of layer (they are then priced without it)."""
+    model, measured = config.model, config.gpu.layer_host_us
+    missing = sorted({model.host_key(i) for i in range(model.pipeline_layers)} - set(measured))
+    if not measured or not missing:
+        return []
+    return [
+        f"profile {config.gpu.name} has no host time per call of {', '.join(missing)} layers "
+        f"(it has {', '.join(sorted(measured))}): they are priced without it; run "
+        f"launch/calibrate.py with this config"
+    ]
+
+
+def explain(config: RunConfig, layout: Layout) -> tuple[str, ...]:
+    found = [
+        _placement(config, layout),
+        _chunking(config, layout),
+        _bottleneck(layout),
+        _residency(config, layout),
+        *_host_time(config),
+    ]
+    if layout.mode == "layerwise":
+        found.append(_versus_uniform(config, layout))
+        found += _empty_stages(layout)
+    elif layout.tensor_parallel > 1:
+        found.append(_tensor_parallel(config, layout))
+    return tuple(found)

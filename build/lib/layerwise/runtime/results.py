@@ -1,0 +1,123 @@
+"""What rank 0 prints and writes after a run: measured beside predicted, for either layout."""
+
+import statistics
+from dataclasses import dataclass
+
+from layerwise.config.sections import RunConfig
+from layerwise.hardware.spec import HardwareSpec
+from layerwise.planner.layouts import Layout
+from layerwise.runtime.session import MOCK_DEVICE, Measurement
+
+
+@dataclass(frozen=True)
+class Report:
+    """The table for stdout and the results JSON; `ok` is False when verification failed."""
+
+    table: str
+    results: dict
+    ok: bool
+
+
+def describe(layout: Layout) -> str:
+    """The layout in one line, as a Megatron or DeepSpeed user would name it."""
+    if layout.mode == "baseline":
+        shape = f"TP={layout.tensor_parallel} x PP={len(layout.stages)} (megatron-core)"
+    else:
+        shape = (
+            f"{layout.replicas} replica(s) x {len(layout.stages)} stages, layers "
+            f"{[stage.num_layers for stage in layout.stages]} (DeepSpeed pipeline)"
+        )
+    decode = "streamed through the pipeline" if layout.decode_streamed else "a run per step"
+    return (
+        f"{shape}; prefill in {layout.micro_batches} chunk(s) of {layout.chunk_tokens:,} tokens"
+        f", decode in {layout.decode_micro_batches} micro-batch(es), {decode}"
+    )
+
+
+def figures(tps: float, tpot_ms: float | None, batch_size: int) -> dict:
+    """Prefill tokens/s, ms per decode step of the whole batch, and decode tokens/s (one new
+    token per sequence per step, all replicas together)."""
+    decode_tps = batch_size / tpot_ms * 1e3 if tpot_ms else None
+    return {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps, "decode_tps": decode_tps}
+
+
+def _row(label: str, predicted: float | None, measured: float | None, fmt: str) -> str:
+    def cell(value: float | None) -> str:
+        return "not measured" if value is None else format(value, fmt)
+
+    ratio = f"{measured / predicted:.3f}" if measured is not None and predicted else "-"
+    return f"{label:<26}{cell(predicted):>16}{cell(measured):>16}{ratio:>12}"
+
+
+def calibration(hardware: HardwareSpec) -> str:
+    """Where a profile's figures come from, in a few words."""
+    provenance = hardware.provenance
+    if not provenance:
+        return "not written by launch/calibrate.py"
+    return f"calibrated on {provenance.get('device', '?')}, {provenance.get('date', '?')}"
+
+
+def report(config: RunConfig, layout: Layout, world_size: int, measurement: Measurement) -> Report:
+    """Median measured figures beside the plan's, as rank 0's table and results JSON."""
+    prefill_s, decode_s = measurement.prefill_s, measurement.decode_s
+    tokens = config.workload.prefill_tokens
+    batch = config.workload.batch_size
+    predicted = figures(layout.tps, layout.tpot_s * 1e3, batch)
+    measured = figures(
+        tokens / statistics.median(prefill_s),
+        statistics.median(decode_s) * 1e3 if decode_s else None,
+        batch,
+    )
+    mock = measurement.device == MOCK_DEVICE
+    lines = [
+        f"{layout.mode} run of {config.source}: {config.model.name} on {world_size} ranks"
+        + (" (CPU mock mode: gloo)" if mock else "")
+        + f"; predictions from profile {config.gpu.name} ({calibration(config.gpu)})",
+        f"{describe(layout)}; median of {config.run.timed_iters} timed runs after "
+        f"{config.run.warmup_iters} warm-up",
+        f"{'':<26}{'PREDICTED':>16}{'MEASURED':>16}{'meas/pred':>12}",
+        _row("prefill TPS (tokens/s)", predicted["tps"], measured["tps"], ",.0f"),
+        _row("TPOT (ms, decode step)", predicted["tpot_ms"], measured["tpot_ms"], ".3f"),
+        _row("decode TPS (tokens/s)", predicted["decode_tps"], measured["decode_tps"], ",.0f"),
+        _row("1/TPS (ms)", predicted["inv_tps_ms"], measured["inv_tps_ms"], ".6f"),
+    ]
+    if not decode_s:
+        lines.append("decode not timed: workload.decode_steps = 0")
+    results = {
+        "mode": config.mode,
+        "config": config.source,
+        "model": config.model.name,
+        "world_size": world_size,
+        "device": measurement.device,
+        "layout": describe(layout),
+        "predicted": predicted,
+        "measured": {**measured, "prefill_s": list(prefill_s), "decode_s": list(decode_s)},
+    }
+    verdict, ok = measurement.verdict, True
+    if verdict is not None:
+        ok = verdict.ok
+        decided, positions = verdict.greedy_decided
+        greedy = {
+            None: "",
+            True: f"; greedy tokens equal ({decided} of {positions} beyond a near-tie)",
+            False: "; greedy tokens DIFFER",
+        }
+        lines.append(
+            f"verify: {verdict.chunks} prefill chunk(s) and {verdict.decode_steps} decode "
+            f"step(s) vs one process with the same KV cache: max abs error "
+            f"{verdict.max_abs_error:.3e}, relative {verdict.relative_error:.3e} "
+            f"(tolerance {verdict.tolerance:.0e}){greedy[verdict.greedy_match]}: "
+            f"{'ok' if ok else 'FAILED'}"
+        )
+        results["verify"] = {
+            "chunks": verdict.chunks,
+            "decode_steps": verdict.decode_steps,
+            "greedy_match": verdict.greedy_match,
+            "greedy_decided": list(verdict.greedy_decided),
+            "max_abs_error": verdict.max_abs_error,
+            "relative_error": verdict.relative_error,
+            "tolerance": verdict.tolerance,
+            "ok": ok,
+        }
+    results["ok"] = ok
+    return Report("\n".join(lines), results, ok)

@@ -1,0 +1,173 @@
+"""One JSON file per run, loaded into frozen dataclasses; every problem is reported at once."""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from layerwise.config.checks import layout_problems
+from layerwise.config.schema import build
+from layerwise.config.sections import (
+    OBJECTIVES,
+    BaselineOptions,
+    HardwareConfig,
+    LayerwiseOptions,
+    RunConfig,
+    RunOptions,
+    Workload,
+)
+from layerwise.errors import ConfigError
+from layerwise.hardware.spec import (
+    HardwareSpec,
+    find_hardware_profile,
+    hardware_profile_names,
+    load_hardware,
+    with_gpus_per_node,
+)
+from layerwise.model.hf_config import load_model_fields
+from layerwise.model.spec import MODEL_PRESETS, ModelSpec
+
+SECTIONS = {
+    "workload": Workload,
+    "baseline": BaselineOptions,
+    "layerwise": LayerwiseOptions,
+    "run": RunOptions,
+    "hardware": HardwareConfig,
+}
+
+
+TOP_KEYS = (
+    "mode",
+    "objective",
+    "model",
+    "hardware",
+    "workload",
+    "baseline",
+    "layerwise",
+    "run",
+    "deepspeed",
+)
+
+
+def _model(value: Any, problems: list[str], folder: Path = Path(".")) -> ModelSpec | None:
+    """A preset name, or an object of ModelSpec fields starting from a "preset" or "hf_config".
+
+    hf_config names a Hugging Face config.json (relative to the run config's folder); the
+    object's other keys override what the file gives, e.g. "num_layers" to plan a slice of it.
+    """
+    presets = ", ".join(sorted(MODEL_PRESETS))
+    if isinstance(value, str):
+        if value in MODEL_PRESETS:
+            return MODEL_PRESETS[value]
+        problems.append(f"model: unknown preset {value!r} (presets: {presets})")
+        return None
+    if not isinstance(value, dict):
+        problems.append(f"model: expected a preset name or an object, got {value!r}")
+        return None
+    fields = dict(value)
+    preset = fields.pop("preset", None)
+    hf_config = fields.pop("hf_config", None)
+    base: dict[str, Any] = {}
+    if preset is not None and "hf_config" in value:
+        problems.append('model: give "preset" or "hf_config", not both')
+        return None
+    if preset is not None:
+        if not isinstance(preset, str) or preset not in MODEL_PRESETS:
+            problems.append(f"model.preset: unknown preset {preset!r} (presets: {presets})")
+            return None
+        base = dataclasses.asdict(MODEL_PRESETS[preset])
+        base["name"] = fields.get("name", f"{preset}-custom" if fields else preset)
+    elif "hf_config" in value:
+        base = load_model_fields(hf_config, folder, problems)
+        if base is None:
+            build(ModelSpec, fields, "model", problems)  # the overrides' problems too, at once
+            return None
+        name = base["name"]
+        base["name"] = fields.get("name", f"{name}-custom" if fields else name)
+    return build(ModelSpec, base | fields, "model", problems)
+
+
+def _hardware_spec(
+    profile: str, gpus_per_node: int | None, folder: Path, problems: list[str]
+) -> HardwareSpec | None:
+    path = find_hardware_profile(profile, folder)
+    if path is None:
+        known = ", ".join(hardware_profile_names())
+        problems.append(f"hardware.profile: no profile {profile!r} (known: {known})")
+        return None
+    try:
+        return with_gpus_per_node(load_hardware(path), gpus_per_node)
+    except ConfigError as error:
+        problems.extend(f"{error.source}: {p}" for p in error.problems)
+        return None
+
+
+def _profile_of(data: Any, hardware: HardwareConfig | None) -> tuple[str | None, int | None]:
+    """(profile, gpus_per_node) to load: from the built section, or, when other hardware keys
+    are wrong, the profile name alone, so an unknown profile is reported with them."""
+    if hardware is not None:
+        return hardware.profile, hardware.gpus_per_node
+    section = data.get("hardware")
+    profile = section.get("profile") if isinstance(section, dict) else None
+    return (profile, None) if isinstance(profile, str) else (None, None)
+
+
+def parse_config(data: Any, source: str = "config", folder: Path = Path(".")) -> RunConfig:
+    """Validate parsed JSON; raises ConfigError listing every problem."""
+    if not isinstance(data, dict):
+        raise ConfigError([f"expected a JSON object at the top, got {type(data).__name__}"], source)
+    problems: list[str] = []
+    for unknown in sorted(set(data) - set(TOP_KEYS)):
+        problems.append(f"{unknown}: unknown key (known: {', '.join(TOP_KEYS)})")
+    for required in ("mode", "model", "hardware", "workload"):
+        if required not in data:
+            problems.append(f"{required}: missing")
+    mode = data.get("mode")
+    if "mode" in data and mode not in ("baseline", "layerwise"):
+        problems.append(f"mode: expected 'baseline' or 'layerwise', got {mode!r}")
+    objective = data.get("objective", "throughput")
+    if objective not in OBJECTIVES:
+        problems.append(f"objective: expected 'throughput' or 'latency', got {objective!r}")
+    model = _model(data["model"], problems, folder) if "model" in data else None
+    sections = {
+        name: build(cls, data.get(name, {}), name, problems)
+        for name, cls in SECTIONS.items()
+        if name in data or name not in ("hardware", "workload")
+    }
+    deepspeed = data.get("deepspeed", {})
+    if not isinstance(deepspeed, dict):
+        problems.append(f"deepspeed: expected an object, got {deepspeed!r}")
+    gpu = None
+    profile, gpus_per_node = _profile_of(data, sections.get("hardware"))
+    if profile is not None:
+        gpu = _hardware_spec(profile, gpus_per_node, folder, problems)
+    problems += layout_problems(
+        model, *(sections.get(name) for name in ("hardware", "workload", "baseline", "layerwise"))
+    )
+    if problems:
+        raise ConfigError(problems, source)
+    return RunConfig(
+        mode,
+        model,
+        gpu=gpu,
+        deepspeed=deepspeed,
+        objective=objective,
+        source=source,
+        **sections,
+    )
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate one JSON config file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError([f"cannot read: {error.strerror}"], str(path)) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            [f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"], str(path)
+        ) from None
+    return parse_config(data, str(path), path.parent)

@@ -1,0 +1,1 @@
+"""What is placed: ModelSpec, the presets, Hugging Face config.json reading."""

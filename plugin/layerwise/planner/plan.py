@@ -1,0 +1,197 @@
+"""Plans for both layouts: stages, layer ranges, chunking and predicted figures (pure data).
+
+The layer-wise layout is priced at every replica count searched (replicas.searched_counts); the
+recommendation is the best for the run's objective of the baseline, as configured, and the best
+layer-wise layout (layouts.best_for)."""
+
+from dataclasses import dataclass, replace
+
+from layerwise.config.replicas import REPLICA_OPTIONS_MAX_GPUS, searched_counts
+from layerwise.config.sections import Mode, Objective, RunConfig
+from layerwise.costmodel.kernels import model_flops
+from layerwise.errors import CapacityError, ConfigError
+from layerwise.planner.baseline import plan_baseline
+from layerwise.planner.explain import explain
+from layerwise.planner.layouts import Layout, best_for, layerwise_options, plan_replicas
+
+TIE = 0.005  # TPOTs closer than this are reported as equal
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Both layouts for one config; a layout that cannot run carries the reason instead."""
+
+    config: RunConfig
+    baseline: Layout | None
+    baseline_error: str
+    layerwise: Layout | None
+    """The layer-wise layout the run uses: the configured replica count, or the best for the
+    objective under "auto"."""
+    layerwise_error: str
+    roofline_tps: float
+    recommended: Mode
+    reason: str
+    replica_options: tuple[tuple[int, float, float], ...] = ()
+    """(replicas, predicted TPS, predicted TPOT s) of the layer-wise layout per replica count."""
+    best_layerwise: Layout | None = None
+    """The best layer-wise layout for the objective of every replica count priced."""
+    replica_subset: bool = False
+    """Only some replica counts were priced (over REPLICA_OPTIONS_MAX_GPUS GPUs)."""
+    compared: str = ""
+    """What the recommendation compared, in one line."""
+
+    def layout(self, mode: Mode) -> Layout | None:
+        return self.baseline if mode == "baseline" else self.layerwise
+
+
+def roofline_tps(config: RunConfig) -> float:
+    """Prefill tokens/s if every GPU ran at the datasheet peak on the model's FLOPs (blocks,
+    embedding and LM head)."""
+    flops_per_token = model_flops(config.model, config.workload.seq_len)
+    return config.hardware.gpus * config.gpu.peak_tflops * 1e12 / flops_per_token
+
+
+def _noted(config: RunConfig, layout: Layout | None) -> Layout | None:
+    return None if layout is None else replace(layout, notes=explain(config, layout))
+
+
+def _try(builder, config: RunConfig) -> tuple[Layout | None, str]:
+    try:
+        layout = builder(config)
+    except CapacityError as error:
+        return None, str(error)
+    return _noted(config, layout), ""
+
+
+def label(layout: Layout) -> str:
+    """A layout's shape, as the report names it."""
+    stages = len(layout.stages)
+    if layout.mode == "baseline":
+        return f"baseline TP{layout.tensor_parallel} x PP{stages}"
+    plural = "s" if layout.replicas != 1 else ""
+    return f"layer-wise {layout.replicas} replica{plural} x {stages} stage{'s' * (stages != 1)}"
+
+
+def _figure(objective: Objective, layout: Layout) -> str:
+    if objective == "throughput":
+        return f"{layout.tps:,.0f} tokens/s"
+    return f"TPOT {layout.tpot_s * 1e3:.3f} ms"
+
+
+def _throughput_clause(baseline: Layout, layerwise: Layout) -> str:
+    higher = max((baseline, layerwise), key=lambda layout: layout.tps)
+    lower = layerwise if higher is baseline else baseline
+    return (
+        f"the {label(higher)} has {higher.tps / lower.tps:.2f}x the {label(lower)}'s prefill "
+        f"throughput ({higher.tps:,.0f} vs {lower.tps:,.0f} tokens/s); communication is "
+        f"{higher.comm_fraction:.0%} vs {lower.comm_fraction:.0%} of stage time, bubble "
+        f"{higher.bubble_fraction:.1%} vs {lower.bubble_fraction:.1%}"
+    )
+
+
+def _latency_clause(baseline: Layout, layerwise: Layout) -> str:
+    faster = min((baseline, layerwise), key=lambda layout: layout.tpot_s)
+    slower = layerwise if faster is baseline else baseline
+    if slower.tpot_s <= faster.tpot_s * (1 + TIE):
+        return f"both take {faster.tpot_s * 1e3:.3f} ms per decode step"
+    clause = (
+        f"the {label(faster)} has the lower TPOT ({faster.tpot_s * 1e3:.3f} vs "
+        f"{slower.tpot_s * 1e3:.3f} ms per decode step)"
+    )
+    if faster is baseline and faster.tensor_parallel > 1:
+        clause += (
+            f": each GPU reads 1/{faster.tensor_parallel} of every layer's weights (and KV "
+            f"cache) per step, in parallel, instead of whole layers one stage after another"
+        )
+    return clause
+
+
+def _recommend(
+    objective: Objective, baseline: Layout | None, layerwise: Layout | None
+) -> tuple[Mode, str]:
+    """The best of the baseline and the best layer-wise layout for the objective, and why."""
+    if baseline is None or layerwise is None:
+        fits = "baseline" if layerwise is None else "layerwise"
+        return fits, f"only the {fits} layout fits in memory"
+    winner = best_for(objective, (baseline, layerwise))
+    clauses = [_throughput_clause(baseline, layerwise), _latency_clause(baseline, layerwise)]
+    if objective == "latency":
+        clauses.reverse()
+    sentences = ". ".join(clause[0].upper() + clause[1:] for clause in clauses)
+    return winner.mode, f"{label(winner)} is best for {objective}. {sentences}"
+
+
+def _configured(
+    config: RunConfig, options: tuple[Layout, ...], best: Layout | None, error: str
+) -> tuple[Layout | None, str]:
+    """The layer-wise layout the run uses: the best under "auto", else the configured count."""
+    replicas = config.layerwise.replicas
+    if replicas == "auto":
+        return best, "" if best is not None else error
+    if best is not None and best.replicas == replicas:
+        return best, ""
+    for layout in options:
+        if layout.replicas == replicas:
+            return _noted(config, layout), ""
+    return _try(lambda c: plan_replicas(c, replicas), config)  # to tell why it does not fit
+
+
+def compared_text(plan: Plan) -> str:
+    """What the recommendation compared: the baseline, the replica counts priced, the best."""
+    config = plan.config
+    base = config.baseline
+    baseline = f"baseline TP{base.tensor_parallel} x PP{base.pipeline_parallel}" + (
+        "" if plan.baseline is not None else " (does not fit)"
+    )
+    counts = ", ".join(str(replicas) for replicas, _, _ in plan.replica_options) or "none fit"
+    subset = (
+        f" (over {REPLICA_OPTIONS_MAX_GPUS} GPUs only powers of two, the deepest and the "
+        f"shallowest pipeline and the configured count)"
+        if plan.replica_subset
+        else ""
+    )
+    best = plan.baseline if plan.recommended == "baseline" else plan.best_layerwise
+    found = f"; best for {config.objective}: {label(best)}, {_figure(config.objective, best)}"
+    return f"{baseline}; layer-wise at {counts} replicas{subset}" + (found if best else "")
+
+
+def _advice(config: RunConfig, layerwise: Layout | None, best: Layout | None) -> str:
+    """When an explicit replica count is not the best one priced, how to get the best."""
+    if layerwise is None or best is None or best.replicas == layerwise.replicas:
+        return ""
+    objective = config.objective
+    return (
+        f". layerwise.replicas = {layerwise.replicas} gives {_figure(objective, layerwise)}; "
+        f'set it to {best.replicas} or "auto" for {_figure(objective, best)}'
+    )
+
+
+def make_plan(config: RunConfig) -> Plan:
+    """Plan both layouts. The config's own mode must fit: otherwise ConfigError with the numbers."""
+    baseline, baseline_error = _try(plan_baseline, config)
+    options, failure = layerwise_options(config)
+    best = _noted(config, best_for(config.objective, options)) if options else None
+    layerwise, layerwise_error = _configured(config, options, best, str(failure or ""))
+    own_error = baseline_error if config.mode == "baseline" else layerwise_error
+    if own_error:
+        raise ConfigError(
+            [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
+        )
+    recommended, reason = _recommend(config.objective, baseline, best)
+    _, subset = searched_counts(
+        config.model, config.hardware.gpus, config.workload, config.layerwise
+    )
+    plan = Plan(
+        config,
+        baseline,
+        baseline_error,
+        layerwise,
+        layerwise_error,
+        roofline_tps(config),
+        recommended,
+        reason + _advice(config, layerwise, best),
+        tuple((lay.replicas, lay.tps, lay.tpot_s) for lay in options),
+        best,
+        subset,
+    )
+    return replace(plan, compared=compared_text(plan))

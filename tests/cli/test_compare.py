@@ -1,0 +1,98 @@
+"""launch/compare.py without launching: the side-by-side table and the checks made before any
+run starts (the runs themselves: tests/distributed/test_compare.py)."""
+
+import json
+
+import pytest
+
+from layerwise.cli.compare import check_configs, comparison_table, main, switched
+from tests.conftest import CONFIGS, PROFILES
+
+
+def result(mode: str, tps: float, tpot_ms: float | None, ok: bool | None) -> dict:
+    run = {
+        "mode": mode,
+        "config": f"configs/x_{mode}.json",
+        "model": "mock-dense",
+        "world_size": 4,
+        "device": "cpu (mock)",
+        "layout": f"{mode} layout",
+        "predicted": {"tps": tps * 2, "tpot_ms": 1.0, "inv_tps_ms": 1e3 / (tps * 2)},
+        "measured": {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps},
+    }
+    if ok is not None:
+        run["verify"] = {"ok": ok, "relative_error": 0.0 if ok else 0.5}
+    return run
+
+
+def test_table_shows_both_runs_and_the_ratios():
+    table = comparison_table(
+        [result("baseline", 1000.0, 4.0, True), result("layerwise", 1500.0, None, False)]
+    )
+    prefill = next(line for line in table.splitlines() if line.startswith("prefill TPS"))
+    assert prefill.split()[-6:] == ["2,000", "1,000", "3,000", "1,500", "1.500", "1.500"]
+    tpot = next(line for line in table.splitlines() if line.startswith("TPOT"))
+    assert "not measured" in tpot and tpot.split()[-2:] == ["1.000", "-"]
+    assert "A = baseline: baseline layout (configs/x_baseline.json)" in table
+    assert "A ok (relative error 0.0e+00); B FAILED (relative error 5.0e-01)" in table
+
+
+def test_verdict_names_greedy_tokens_for_a_vocabulary_model():
+    runs = [result("baseline", 1000.0, 4.0, True), result("layerwise", 1500.0, 3.0, True)]
+    runs[0]["verify"]["greedy_match"], runs[1]["verify"]["greedy_match"] = True, False
+    table = comparison_table(runs)
+    assert "A ok (relative error 0.0e+00, greedy tokens equal)" in table
+    assert "B ok (relative error 0.0e+00, greedy tokens DIFFER)" in table
+
+
+def test_switched_copy_runs_the_other_mode_and_keeps_its_profile(tmp_path):
+    data = json.loads((CONFIGS / "mock_dense_baseline.json").read_text())
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mine.yaml").write_text(
+        (PROFILES / "cpu-mock.yaml").read_text()
+    )
+    data["hardware"]["profile"] = "mine.yaml"
+    original = tmp_path / "configs" / "x.json"
+    original.write_text(json.dumps(data))
+    (tmp_path / "scratch").mkdir()
+    copy = switched(original, tmp_path / "scratch")
+    configs = check_configs([original, copy])
+    assert [c.mode for c in configs] == ["baseline", "layerwise"]
+    assert json.loads(copy.read_text())["hardware"]["profile"] == str(
+        (tmp_path / "configs" / "mine.yaml").resolve()
+    )
+
+
+def test_configs_of_different_models_are_refused(capsys):
+    code = main(
+        [
+            "--config",
+            str(CONFIGS / "mock_dense_baseline.json"),
+            "--config",
+            str(CONFIGS / "mock_gpt_layerwise.json"),
+        ]
+    )
+    assert code == 2
+    assert "model differ between the configs" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--plot", "/no/such/dir/x.png"], "--plot: folder '/no/such/dir' does not exist"),
+        (["--results-dir", "/no/such/dir"], "--results-dir: folder '/no/such/dir' does not exist"),
+        (["--config", "a.json", "--config", "b.json"], "give one or two configs, got 3"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_run(capsys, extra, message):
+    assert main(["--config", str(CONFIGS / "mock_dense_baseline.json"), *extra]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_invalid_config_is_refused_before_any_run(capsys, tmp_path):
+    data = json.loads((CONFIGS / "mock_dense_layerwise.json").read_text())
+    data["baseline"]["micro_batches"] = 3
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(data))
+    assert main(["--config", str(path)]) == 2
+    assert "baseline.micro_batches = 3 must divide" in capsys.readouterr().err
