@@ -18,7 +18,7 @@ ANCHORS = Path(__file__).resolve().parents[1] / "configs/hardware/measured"
 
 def predicted_ms(hardware, case: str, tokens: int) -> float | None:
     dense = MODEL_PRESETS["seed-dense"]
-    chunk = Chunk(tokens, tokens, 1, False)
+    chunk = Chunk(tokens=tokens, sequences=tokens, context=1, decode=False)
     if case == "full":
         return layer_cost(dense, hardware, 0, chunk, 1, 2, 0.0).compute_s * 1e3
     if case == "tp8":
@@ -26,7 +26,15 @@ def predicted_ms(hardware, case: str, tokens: int) -> float | None:
         return sum(cost.compute_s for cost in pair) * 1e3
     if case.startswith("stream_c"):  # 16 layers over all tokens, chunk by chunk
         size = int(case.removeprefix("stream_c"))
-        per_chunk = layer_cost(dense, hardware, 0, Chunk(size, size, 1, False), 1, 2, 0.0)
+        per_chunk = layer_cost(
+            dense,
+            hardware,
+            0,
+            Chunk(tokens=size, sequences=size, context=1, decode=False),
+            1,
+            2,
+            0.0,
+        )
         return per_chunk.compute_s * 16 * (tokens // size) * 1e3
     if case in ("l2w_32MB", "hbmw_512MB"):
         side = 4096 if case == "l2w_32MB" else 16384

@@ -18,8 +18,9 @@ import torch
 
 from layerwise.config.load import load_config
 from layerwise.config.sections import RunConfig
-from layerwise.planner.layouts import Layout
+from layerwise.planner.assignment import RankAssignment, assign
 from layerwise.planner.plan import make_plan
+from layerwise.planner.records import Layout
 from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches
 from layerwise.runtime.distributed import init, read_env, singleton_groups
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks
@@ -29,12 +30,13 @@ from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
 
 @dataclass(frozen=True)
 class OneProcess:
-    """A config's model set up in this one process: its layer-wise layout's chunking, the
-    device, a sync, process groups of this rank alone, replica 0's prefill chunks and the
-    inputs of every decode step."""
+    """A config's model set up in this one process: its layer-wise layout's chunking (rank 0's
+    assignment: replica 0), the device, a sync, process groups of this rank alone, replica 0's
+    prefill chunks and the inputs of every decode step."""
 
     config: RunConfig
     layout: Layout
+    assignment: RankAssignment
     device: torch.device
     sync: Callable[[], None]
     groups: object
@@ -45,22 +47,24 @@ class OneProcess:
 def one_process(config_path: Path) -> OneProcess:
     config = load_config(config_path)
     layout = make_plan(config).layerwise
+    assignment = assign(config, layout, 0)
     cuda = torch.cuda.is_available()
     if not cuda:
         apply_cpu_mock_patches()
     init(read_env(), cuda, config.run.timeout_s)
     device = torch.device("cuda") if cuda else torch.device("cpu")
     steps = [
-        decode_tokens(config, layout, 0, device, step)
+        decode_tokens(config.model, assignment, device, step)
         for step in range(config.workload.decode_steps)
     ]
     return OneProcess(
         config,
         layout,
+        assignment,
         device,
         torch.cuda.synchronize if cuda else (lambda: None),
         singleton_groups(1, config.run.timeout_s),
-        prefill_chunks(config, layout, 0, device),
+        prefill_chunks(config.model, assignment, device),
         steps,
     )
 
@@ -68,7 +72,7 @@ def one_process(config_path: Path) -> OneProcess:
 def build_layers(run: OneProcess) -> tuple[list, KVCache | None]:
     """Every pipeline layer at TP=1 with one KV cache (None for dense models)."""
     config = run.config
-    cache = stage_cache(config, run.layout, run.device)
+    cache = stage_cache(config.model, run.assignment, run.device)
     dtype = TORCH_DTYPES[config.run.dtype]
     layers = [
         PresetLayer(config.model, i, config.run.seed, dtype, run.device, run.groups, cache)

@@ -75,20 +75,23 @@ def test_python_m_layerwise_lists_and_refuses_commands():
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory) -> Path:
-    """The wheel built from this checkout, installed without dependencies into a folder."""
+    """The wheel built from a copy of this checkout (building writes build/ and *.egg-info beside
+    the sources), installed without dependencies into a folder."""
     folder = tmp_path_factory.mktemp("wheel")
+    source = folder / "source"
+    shutil.copytree(ROOT / "plugin", source / "plugin", ignore=shutil.ignore_patterns("*.egg-info"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "-q"]
     build = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "pip",
+            *pip,
             "wheel",
             "--no-deps",
             "--no-build-isolation",
-            "-q",
             "-w",
             str(folder / "dist"),
-            str(ROOT),
+            str(source),
         ],
         capture_output=True,
         text=True,
@@ -100,17 +103,7 @@ def installed(tmp_path_factory) -> Path:
     assert "layerwise/hardware/profiles/h100-sxm.yaml" in names
     site = folder / "site"
     install = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(site),
-            str(wheel),
-        ],
+        [*pip, "install", "--no-deps", "--target", str(site), str(wheel)],
         capture_output=True,
         text=True,
         timeout=300,

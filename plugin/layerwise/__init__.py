@@ -16,7 +16,8 @@ from layerwise.config.sections import RunConfig
 from layerwise.errors import CapacityError, ConfigError, ExitCode, LayerwiseError
 from layerwise.partition.costs import partition_costs
 from layerwise.partition.search import Link, PartitionInputError
-from layerwise.planner.plan import Plan, make_plan
+from layerwise.planner.plan import make_plan
+from layerwise.planner.records import Plan
 from layerwise.report.plan_json import plan_dict
 from layerwise.report.text import render
 

@@ -48,7 +48,9 @@ def test_gemm_shapes_cover_every_gemm_the_layouts_price(stem):
     model = config.model
     for tp in (1, config.baseline.tensor_parallel):
         for layer in range(model.pipeline_layers):
-            for kernel in layer_kernels(model, layer, Chunk(4, 1, 4, False), tp, 2):
+            for kernel in layer_kernels(
+                model, layer, Chunk(tokens=4, sequences=1, context=4, decode=False), tp, 2
+            ):
                 if kernel.kind == "gemm":
                     assert kernel.shape in shapes, (layer, tp, kernel.name)
 

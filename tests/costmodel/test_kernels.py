@@ -1,6 +1,7 @@
 """The cost model against hand-computed cases and against the H200 measurements (configs/
 hardware/measured): consistency on the points the profile was fitted on, accuracy on the rest."""
 
+import dataclasses
 import json
 import statistics
 from dataclasses import replace
@@ -11,6 +12,7 @@ from layerwise.costmodel.collectives import allgather_time, allreduce_time, p2p_
 from layerwise.costmodel.kernels import (
     Chunk,
     Kernel,
+    LayerCost,
     attention_tflops,
     boundary_bytes,
     gemm_tflops,
@@ -47,12 +49,25 @@ def test_kernel_time_is_the_floor_or_fixed_cost_plus_the_larger_of_compute_and_m
         hbm_gbs=1000.0,
         l2_gbs=4000.0,
     )
-    compute = Kernel("k", "gemm", 1e12, 0.0, 0.0, shape=(1024, 1024))  # 1 TFLOP at 500 TFLOP/s
+    # 1 TFLOP at 500 TFLOP/s
+    compute = Kernel(
+        name="k",
+        kind="gemm",
+        flops=1e12,
+        weight_bytes=0.0,
+        activation_bytes=0.0,
+        shape=(1024, 1024),
+    )
     assert kernel_time(flat, compute, 1024, False, False) == pytest.approx(2e-3)
-    memory = Kernel("k", "gemm", 1.0, 1e9, 1e9, shape=(1024, 1024))  # 2 GB at 1 TB/s
+    # 2 GB at 1 TB/s
+    memory = Kernel(
+        name="k", kind="gemm", flops=1.0, weight_bytes=1e9, activation_bytes=1e9, shape=(1024, 1024)
+    )
     assert kernel_time(flat, memory, 1024, False, False) == pytest.approx(2e-3)
     assert kernel_time(flat, memory, 1024, True, False) == pytest.approx(1.25e-3)  # weights in L2
-    tiny = Kernel("k", "gemm", 1.0, 1.0, 1.0, shape=(1024, 1024))
+    tiny = Kernel(
+        name="k", kind="gemm", flops=1.0, weight_bytes=1.0, activation_bytes=1.0, shape=(1024, 1024)
+    )
     assert kernel_time(flat, tiny, 1024, False, False) == pytest.approx(10e-6)
     fixed = replace(flat, gemm_floor_us=0.0, kernel_fixed_us=3.0)  # a CPU rank's dispatch
     assert kernel_time(fixed, memory, 1024, False, False) == pytest.approx(2e-3 + 3e-6)
@@ -60,7 +75,14 @@ def test_kernel_time_is_the_floor_or_fixed_cost_plus_the_larger_of_compute_and_m
 
 def test_l2_is_not_priced_without_a_measured_l2_rate():
     unmeasured = replace(H200, l2_gbs=0.0)
-    weights = Kernel("k", "gemm", 1.0, 1e9, 0.0, shape=(16384, 16384))
+    weights = Kernel(
+        name="k",
+        kind="gemm",
+        flops=1.0,
+        weight_bytes=1e9,
+        activation_bytes=0.0,
+        shape=(16384, 16384),
+    )
     from_l2 = kernel_time(unmeasured, weights, 1, True, True)
     assert from_l2 == kernel_time(unmeasured, weights, 1, False, False)
     assert from_l2 == pytest.approx(1e9 / (H200.hbm_gbs * 1e9))
@@ -100,7 +122,7 @@ def test_layer_time_overlaps_host_and_kernels_on_gpus_and_adds_them_on_cpu_ranks
     assert layer_time(cpu, "gpt", True, 300e-6) == pytest.approx(1000e-6)
     assert layer_time(cpu, "dense", True, 300e-6) == pytest.approx(300e-6)  # not measured
     gpt = MODEL_PRESETS["mock-gpt"]
-    chunk = Chunk(4, 1, 4, False)
+    chunk = Chunk(tokens=4, sequences=1, context=4, decode=False)
     bare = layer_cost(gpt, replace(H200, host_overlaps_device=False), 0, chunk, 1, 4, 0.0)
     hosted = layer_cost(gpt, cpu, 0, chunk, 1, 4, 0.0)
     assert hosted.compute_s == pytest.approx(bare.compute_s + 500e-6)
@@ -134,7 +156,7 @@ def test_pipeline_schedule_and_bubble():
 
 
 def test_tensor_parallel_dense_pairs_need_one_allreduce_per_pair():
-    chunk = Chunk(8192, 8192, 1, False)
+    chunk = Chunk(tokens=8192, sequences=8192, context=1, decode=False)
     column = layer_cost(DENSE, H200, 0, chunk, 8, 2, 0.0)
     row = layer_cost(DENSE, H200, 1, chunk, 8, 2, 0.0)
     whole = layer_cost(DENSE, H200, 0, chunk, 1, 2, 0.0)
@@ -146,7 +168,7 @@ def test_tensor_parallel_dense_pairs_need_one_allreduce_per_pair():
 def _predicted_ms(case: str, tokens: int) -> float:
     """The H200 file's cases (configs/hardware/measured): one 16384^2 layer (full), a TP=8
     shard pair (tp8), one GEMM of a 32 MB or 512 MB weight, 16 layers streamed in chunks."""
-    chunk = Chunk(tokens, tokens, 1, False)
+    chunk = Chunk(tokens=tokens, sequences=tokens, context=1, decode=False)
     if case == "full":
         return layer_cost(DENSE, H200, 0, chunk, 1, 2, 0.0).compute_s * 1e3
     if case == "tp8":
@@ -154,10 +176,19 @@ def _predicted_ms(case: str, tokens: int) -> float:
         return sum(pair) * 1e3
     if case.startswith("stream_c"):
         size = int(case.removeprefix("stream_c"))
-        per_chunk = layer_cost(DENSE, H200, 0, Chunk(size, size, 1, False), 1, 2, 0.0).compute_s
+        per_chunk = layer_cost(
+            DENSE, H200, 0, Chunk(tokens=size, sequences=size, context=1, decode=False), 1, 2, 0.0
+        ).compute_s
         return per_chunk * 16 * (tokens // size) * 1e3
     side = 4096 if case == "l2w_32MB" else 16384
-    kernel = Kernel(case, "gemm", 2.0 * tokens * side * side, 2.0 * side * side, 0.0, (side, side))
+    kernel = Kernel(
+        name=case,
+        kind="gemm",
+        flops=2.0 * tokens * side * side,
+        weight_bytes=2.0 * side * side,
+        activation_bytes=0.0,
+        shape=(side, side),
+    )
     return kernel_time(H200, kernel, tokens, False, True) * 1e3
 
 
@@ -190,14 +221,20 @@ def test_gpt_layer_prefill_near_the_sdpa_estimate():
     """FACTS.md: the seed-gpt layer with SDPA attention should take about 24 ms on 10,000 tokens
     (59.6 ms measured with the score-materialising attention, of which 36.7 ms attention)."""
     gpt = MODEL_PRESETS["seed-gpt"]
-    layer = layer_cost(gpt, H200, 0, Chunk(10_000, 1, 10_000, False), 1, 2, 0.0)
+    layer = layer_cost(
+        gpt, H200, 0, Chunk(tokens=10_000, sequences=1, context=10_000, decode=False), 1, 2, 0.0
+    )
     assert 20e-3 < layer.compute_s < 30e-3
 
 
 def test_decode_attention_reads_the_kv_cache():
     gpt = MODEL_PRESETS["seed-gpt"]
-    short = layer_cost(gpt, H200, 0, Chunk(128, 128, 1_000, True), 1, 2, 0.0).compute_s
-    long = layer_cost(gpt, H200, 0, Chunk(128, 128, 10_000, True), 1, 2, 0.0).compute_s
+    short = layer_cost(
+        gpt, H200, 0, Chunk(tokens=128, sequences=128, context=1_000, decode=True), 1, 2, 0.0
+    ).compute_s
+    long = layer_cost(
+        gpt, H200, 0, Chunk(tokens=128, sequences=128, context=10_000, decode=True), 1, 2, 0.0
+    ).compute_s
     kv_bytes = 128 * 9_000 * 2 * gpt.attention_width * 2
     assert long - short == pytest.approx(kv_bytes / (H200.hbm_gbs * 1e9), rel=0.01)
 
@@ -227,7 +264,7 @@ def test_gqa_kv_cache_bytes_per_token(tp):
     assert layer_kv_bytes_per_token(LLAMA_70B, 0, tp, 2) == 0.0
     assert layer_kv_bytes_per_token(LLAMA_70B, 81, tp, 2) == 0.0
     # decode attention reads that cache: 16 sequences at context 4096
-    decode = Chunk(16, 16, 4096, True)
+    decode = Chunk(tokens=16, sequences=16, context=4096, decode=True)
     attention = next(k for k in layer_kernels(LLAMA_70B, 5, decode, tp, 2) if k.name == "attention")
     assert attention.cache_bytes == 16 * 4096 * per_block
     assert attention.flops == 4 * 16 * 4096 * 64 * 128 / tp  # QK^T and PV over 64 query heads
@@ -239,7 +276,7 @@ def test_swiglu_block_flops_and_weights(tp):
     weight of QKV (4096 x 6144), output (4096 x 4096), gate+up (4096 x 28672) and down
     (14336 x 4096), plus causal attention 2 s^2 x 4096."""
     s = 8192
-    chunk = Chunk(s, 1, s, False)
+    chunk = Chunk(tokens=s, sequences=1, context=s, decode=False)
     kernels = layer_kernels(LLAMA_8B, 1, chunk, tp, 2)
     matmul = 4096 * 6144 + 4096 * 4096 + 4096 * 28672 + 14336 * 4096
     by_hand = (2 * s * matmul + 2 * s * s * 4096) / tp
@@ -259,7 +296,7 @@ def test_swiglu_block_flops_and_weights(tp):
 def test_decode_rotates_the_whole_cached_k_every_step():
     """megatron-core's static cache keeps K unrotated: a decode step of 8 sequences at context
     2,048 rotates 8 queries and 8 x 2,048 cached keys (1,024 wide in Llama 3.1 8B)."""
-    step = Chunk(8, 8, 2048, True)
+    step = Chunk(tokens=8, sequences=8, context=2048, decode=True)
     kernels = layer_kernels(LLAMA_8B, 1, step, 1, 2)
     rope = kernels[[k.name for k in kernels].index("rope")]
     assert rope.activation_bytes == 12 * (8 * 4096 + 8 * 2048 * 1024) * 2
@@ -271,7 +308,7 @@ def test_embedding_and_head_costs_and_collectives():
     sequences x vocab logits."""
     seq_len, sequences, tp, b = 2048, 2, 8, 2
     tokens = seq_len * sequences
-    chunk = Chunk(tokens, sequences, seq_len, False)
+    chunk = Chunk(tokens=tokens, sequences=sequences, context=seq_len, decode=False)
     link = H200.intra_node
     embedding = layer_cost(LLAMA_70B, H200, 0, chunk, tp, b, 0.0)
     assert embedding.comm_s == pytest.approx(allreduce_time(link, tokens * 8192 * b, tp))
@@ -296,7 +333,7 @@ def test_allgather_alpha_beta_and_measured_table():
 
 def test_boundary_bytes_token_ids_in_last_position_logits_out():
     tokens, sequences = 100, 4
-    chunk = Chunk(tokens, sequences, 25, False)
+    chunk = Chunk(tokens=tokens, sequences=sequences, context=25, decode=False)
     assert boundary_bytes(LLAMA_8B, 0, chunk, 2) == tokens * 8  # int64 token ids
     assert boundary_bytes(LLAMA_8B, 1, chunk, 2) == tokens * 4096 * 2
     assert boundary_bytes(LLAMA_8B, 33, chunk, 2) == tokens * 4096 * 2  # into the head
@@ -314,7 +351,9 @@ def test_decode_streams_only_with_a_micro_batch_per_stage():
 
 
 def test_elementwise_kernels_read_and_write_at_the_elementwise_rate():
-    norm = Kernel("norm", "elementwise", 0.0, 0.0, 1e9)
+    norm = Kernel(
+        name="norm", kind="elementwise", flops=0.0, weight_bytes=0.0, activation_bytes=1e9
+    )
     flat = replace(H200, kernel_floor_us=0.0, hbm_gbs=1000.0)
     assert kernel_time(flat, norm, 1, False, False) == pytest.approx(1e-3)
     assert kernel_time(replace(flat, elementwise_gbs=500.0), norm, 1, False, False) == (
@@ -336,3 +375,12 @@ def test_ranks_sharing_cores_take_at_least_their_busy_time_over_the_cores():
     assert on_shared_cores(1.0, 3.0, 2.0) == 1.5  # 3 s of work on 2 cores
     assert on_shared_cores(2.0, 3.0, 2.0) == 2.0  # the pipeline itself is slower
     assert on_shared_cores(1.0, 3.0, 0.0) == 1.0  # GPUs: each rank its own device
+
+
+@pytest.mark.parametrize("record", [Chunk, Kernel, LayerCost], ids=lambda record: record.__name__)
+def test_cost_model_records_are_built_by_keyword(record):
+    """Chunk(tokens=8, sequences=8, context=1024, decode=True), not Chunk(8, 8, 1024, True)."""
+    fields = dataclasses.fields(record)
+    assert all(field.kw_only for field in fields) and record.__dataclass_params__.frozen
+    with pytest.raises(TypeError):
+        record(*range(len(fields)))

@@ -9,26 +9,26 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugin"))
 
 from layerwise.cli import infer as launcher  # noqa: E402
-from layerwise.runtime.runners import base as adapter
+from layerwise.runtime.runners import base as runners
 
-real_build = adapter.build_adapter
+real_build = runners.build_runner
 
 
 def fail(*args, **kwargs):
     raise RuntimeError(f"injected failure on rank 1 at {os.environ['CRASH_AT']}")
 
 
-def build_or_die(config, layout, place, device):
+def build_or_die(config, layout, assignment, device):
     if int(os.environ["RANK"]) != 1:
-        return real_build(config, layout, place, device)
+        return real_build(config, layout, assignment, device)
     if os.environ["CRASH_AT"] == "build":
         fail()
-    built = real_build(config, layout, place, device)
+    built = real_build(config, layout, assignment, device)
     built.prefill = fail
     return built
 
 
-adapter.build_adapter = build_or_die
+runners.build_runner = build_or_die
 
 if __name__ == "__main__":
     sys.exit(launcher.main())

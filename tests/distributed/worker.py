@@ -1,7 +1,7 @@
 """Runs on every rank under torchrun (4 ranks, CPU mock mode); writes what it saw as JSON.
 
 Scenarios, all in one launch so the ranks import torch, DeepSpeed and megatron-core once:
-  layouts: each (config, layout) below built through the runtime's own adapter, one prefill batch
+  layouts: each (config, layout) below built through the runtime's own runner, one prefill batch
     and the config's decode steps run (gpt models: through the KV cache); every rank holding
     outputs compares them with the whole model run in its own process (same weights, same inputs,
     its own cache); every rank records the layers it built. Replica 0's outputs go to rank 0,
@@ -26,16 +26,16 @@ from deepspeed.pipe import LayerSpec  # noqa: E402
 from scenarios import LAYOUTS, MODELS  # noqa: E402
 
 from layerwise.config.load import parse_config  # noqa: E402
+from layerwise.planner.assignment import assign, output_rank  # noqa: E402
 from layerwise.planner.plan import make_plan  # noqa: E402
 from layerwise.runtime.distributed import init, read_env, singleton_groups  # noqa: E402
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks, token_rows  # noqa: E402
 from layerwise.runtime.pipe import LayerwisePipelineModule  # noqa: E402
-from layerwise.runtime.runners.base import build_adapter  # noqa: E402
+from layerwise.runtime.runners.base import build_runner  # noqa: E402
 from layerwise.runtime.verify import (  # noqa: E402
     chunk_shape,
     decode_shape,
     gather_to_rank0,
-    output_rank,
     reference,
 )
 
@@ -63,8 +63,8 @@ class Repeat(torch.nn.Module):
 UNEVEN = [60, 60, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]
 
 
-def built_layers(adapter) -> list[int]:
-    module = adapter.engine.module if hasattr(adapter, "engine") else adapter.module
+def built_layers(runner) -> list[int]:
+    module = runner.engine.module if hasattr(runner, "engine") else runner.module
     return sorted(m.index for m in module.modules() if hasattr(m, "index") and hasattr(m, "body"))
 
 
@@ -85,19 +85,20 @@ def layout_scenario(env, name: str, changes: dict, groups) -> tuple[dict, list |
     config = parse_config(data, name, ROOT / "configs")
     layout = make_plan(config).layout(config.mode)
     place = layout.grid.place(env.rank)
-    adapter = build_adapter(config, layout, place, CPU)
-    first = place.stage == 0
-    chunks = prefill_chunks(config, layout, place.replica, CPU) if first else None
-    outputs = adapter.prefill(chunks)
-    decoded = adapter.decode(
+    assignment = assign(config, layout, env.rank)
+    runner = build_runner(config, layout, assignment, CPU)
+    first, model = place.stage == 0, config.model
+    chunks = prefill_chunks(model, assignment, CPU) if first else None
+    outputs = runner.prefill(chunks)
+    decoded = runner.decode(
         [
-            decode_tokens(config, layout, place.replica, CPU, step) if first else None
+            decode_tokens(model, assignment, CPU, step) if first else None
             for step in range(config.workload.decode_steps)
         ]
     )
     stage = layout.stages[place.stage]
     entry = {
-        "built": built_layers(adapter),
+        "built": built_layers(runner),
         "planned": [stage.first_layer, stage.stop_layer],
         "place": [place.replica, place.stage, place.tensor],
         "holds_outputs": outputs is not None,
@@ -107,15 +108,15 @@ def layout_scenario(env, name: str, changes: dict, groups) -> tuple[dict, list |
     }
     steps = [t for step in decoded for t in step] if outputs is not None else None
     if outputs is not None:
-        prefill, decode = reference(config, layout, CPU, groups, place.replica)
+        prefill, decode = reference(model, assignment, CPU, groups)
         entry["outputs"], entry["decode_outputs"] = len(outputs), len(steps)
         entry["max_abs_error"] = max_error(outputs + steps, prefill + decode)
         entry["scale"] = max(float(e.abs().max()) for e in prefill + decode)
     count = config.workload.decode_steps * layout.decode_micro_batches
     prefill_rows = rows_on_rank0(
-        config, layout, env, outputs, layout.micro_batches, chunk_shape(config, layout)
+        config, layout, env, outputs, layout.micro_batches, chunk_shape(model, assignment)
     )
-    decode_rows = rows_on_rank0(config, layout, env, steps, count, decode_shape(config, layout))
+    decode_rows = rows_on_rank0(config, layout, env, steps, count, decode_shape(model, assignment))
     if decode_rows is None:
         return entry, None
     # [1, rows, width] per step: decode rows as [steps, rows, width] so replicas cut each step

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from layerwise.config.load import parse_config
+from layerwise.planner.assignment import assign
 from layerwise.planner.plan import make_plan
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks, token_rows
 
@@ -23,8 +24,13 @@ def layout_of(name: str, **layerwise):
     return config, make_plan(config).layout(config.mode)
 
 
+def first_stage_of(config, layout, replica=0):
+    """The assignment of the rank that reads `replica`'s inputs."""
+    return assign(config, layout, layout.grid.rank(data=replica))
+
+
 def batch_rows(config, layout, replica=0):
-    chunks = prefill_chunks(config, layout, replica, CPU)
+    chunks = prefill_chunks(config.model, first_stage_of(config, layout, replica), CPU)
     assert len(chunks) == layout.micro_batches
     return torch.cat([token_rows(chunk, config.model.kind) for chunk in chunks])
 
@@ -58,7 +64,7 @@ def test_replicas_own_consecutive_sequences():
 
 def test_gpt_chunks_are_sequence_first():
     config, layout = layout_of("mock_gpt_layerwise", micro_batches=2)
-    chunk = prefill_chunks(config, layout, 0, CPU, count=1)[0]
+    chunk = prefill_chunks(config.model, first_stage_of(config, layout), CPU, count=1)[0]
     assert chunk.shape == (config.workload.seq_len, 4, config.model.hidden)
     rows = token_rows(chunk, "gpt")
     assert torch.equal(rows[: config.workload.seq_len], chunk[:, 0])
@@ -66,7 +72,7 @@ def test_gpt_chunks_are_sequence_first():
 
 def test_decode_tokens_one_per_sequence_in_micro_batches():
     config, layout = layout_of("mock_dense_layerwise")
-    tokens = decode_tokens(config, layout, 0, CPU)
+    tokens = decode_tokens(config.model, first_stage_of(config, layout), CPU)
     assert len(tokens) == layout.decode_micro_batches
     stacked = torch.cat(tokens)
     assert stacked.shape == (config.workload.batch_size, config.model.hidden)

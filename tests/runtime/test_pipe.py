@@ -40,7 +40,7 @@ def test_profile_measures_bytes_and_time_layer_by_layer(groups):
 
 
 def test_deepspeed_internals_the_partition_hook_relies_on():
-    """LayerwisePipelineModule overrides PipelineModule._partition_layers(method) and calls
+    """compat.deepspeed_internals overrides PipelineModule._partition_layers(method) and calls
     _set_bounds(start, stop): DeepSpeed has no public hook. Pinned here, so an upgrade that
     changes them fails this test instead of placing layers wrongly."""
     import inspect

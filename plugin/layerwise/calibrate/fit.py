@@ -59,7 +59,7 @@ def gemm_shapes(config: RunConfig) -> list[tuple[int, int]]:
     layers = {0, min(1, model.pipeline_layers - 1), model.pipeline_layers - 1}  # every role
     for tp in degrees:  # (and both dense parities: column- and row-parallel)
         for layer in layers:
-            chunk = Chunk(1, 1, 1, False)
+            chunk = Chunk(tokens=1, sequences=1, context=1, decode=False)
             for kernel in layer_kernels(model, layer, chunk, tp, 2):
                 if kernel.kind == "gemm":
                     shapes.add(kernel.shape)

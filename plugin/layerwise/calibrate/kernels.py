@@ -1,4 +1,4 @@
-"""launch/calibrate.py: time this machine's kernels, layer calls and links, write a profile.
+"""Time this machine's kernels: GEMMs by shape, fixed cost and floors, memory, L2, attention.
 
 On a CUDA GPU kernels are timed inside CUDA graphs (device time, no launch gaps; the host's
 share is measured separately, per layer call); on the CPU as plain loops on one thread, as a

@@ -70,7 +70,7 @@ def measure_layer_host(
                     return layer(hidden)
 
             seconds = time_calls(device, call, graph=False)
-            chunk = Chunk(1, 1, position + 1, position > 0)
+            chunk = Chunk(tokens=1, sequences=1, context=position + 1, decode=position > 0)
             if not hardware.host_overlaps_device:  # the profile so far has no host time yet
                 seconds -= layer_cost(
                     model, hardware, index, chunk, 1, device.dtype_bytes, math.inf

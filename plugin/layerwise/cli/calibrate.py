@@ -1,11 +1,11 @@
-"""`launch/calibrate.py --config F [--out PROFILE.yaml]`: measure this machine for the config's
-model shapes and write a hardware profile that records its provenance.
+"""`layerwise-calibrate --config F [--out PROFILE.yaml]` (or launch/calibrate.py): measure this
+machine for the config's model shapes and write a hardware profile that records its provenance.
 
 Measured: the GEMM grid, per-kernel fixed cost and floors, weight streaming from memory and from
-L2, elementwise and attention rates (runtime/calibrate.py), the host time of a layer call
-(runtime/calibrate_layers.py) and, with several local ranks, p2p and all-reduce
-(runtime/calibrate_links.py). Copied from the config's profile: datasheet figures, capacity,
-reserve, node size and the inter-node link."""
+L2, elementwise and attention rates (calibrate/kernels.py), the host time of a layer call
+(calibrate/layers.py), the pipeline engines (calibrate/schedule.py) and, with several local
+ranks, p2p and all-reduce (calibrate/links.py). Copied from the config's profile: datasheet
+figures, capacity, reserve, node size and the inter-node link."""
 
 import argparse
 import shlex

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from layerwise.config.sections import RunConfig
 from layerwise.errors import ConfigError
-from layerwise.planner.plan import Plan, make_plan
+from layerwise.planner.plan import make_plan
+from layerwise.planner.records import Plan
 from layerwise.runtime.compat.deepspeed_config import deepspeed_problems
 
 

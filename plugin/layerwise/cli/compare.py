@@ -1,5 +1,6 @@
-"""`launch/compare.py`: run two layouts of one model and workload on the same world size, one after
-the other, through `launch/infer.py`, and print measured and predicted figures side by side.
+"""`layerwise-compare` (launch/compare.py): run two layouts of one model and workload on the same
+world size, one after the other, through the runtime (`-m layerwise.cli.infer`), and print
+measured and predicted figures side by side.
 
 `--config A --config B` runs both files; a single `--config A` runs A in both modes (the one key
 switched). Each run's own output is shown as it comes (the launcher's INFO lines only with
@@ -134,11 +135,12 @@ def comparison_table(runs: list[dict]) -> str:
         f"{'':<26}{'A predicted':>14}{'A measured':>14}{'B predicted':>14}{'B measured':>14}"
         f"{'B/A pred':>10}{'B/A meas':>10}",
     ]
-    for label, key, fmt in FIGURES:
-        row = f"{label:<26}"
+    for figure in FIGURES:
+        key = figure.key
+        row = f"{figure.label:<26}"
         for run in runs:
             predicted, measured = run["predicted"].get(key), run["measured"].get(key)
-            row += f"{cell(predicted, fmt):>14}{cell(measured, fmt):>14}"
+            row += f"{cell(predicted, figure.fmt):>14}{cell(measured, figure.fmt):>14}"
         row += f"{ratio(b['predicted'].get(key), a['predicted'].get(key)):>10}"
         row += f"{ratio(b['measured'].get(key), a['measured'].get(key)):>10}"
         lines.append(row)

@@ -1,9 +1,9 @@
-"""`launch/infer.py`: validate, plan, run this rank's part of the config's layout, report.
+"""`layerwise-infer` (launch/infer.py): validate, plan, run this rank's part of the layout, report.
 
 Started by `deepspeed --num_gpus N launch/infer.py --config FILE` or torchrun; "mode" in the
 config chooses the layout (baseline: megatron-core TP x PP; layerwise: DeepSpeed pipeline). CPU
-mock mode (gloo, the patches in mock.py) is chosen when no CUDA device is present; the code path
-is the same otherwise.
+mock mode (gloo, the patches in runtime/compat/cpu_mock.py) is chosen when no CUDA device is
+present; the code path is the same otherwise.
 
 Exit codes: 0 success; 2 bad input (config, world size, paths, a model that does not fit), one
 message; 3 the run finished but --verify found outputs off the one-process reference (results
@@ -20,7 +20,7 @@ from layerwise.cli.common import plan_for_run, write_atomically
 from layerwise.config.load import load_config
 from layerwise.config.sections import RunConfig
 from layerwise.errors import ConfigError, ExitCode, LayerwiseError
-from layerwise.planner.layouts import Layout
+from layerwise.planner.records import Layout
 from layerwise.runtime import logs
 from layerwise.runtime.distributed import DistEnv, read_env
 

@@ -1,5 +1,5 @@
-"""`python launch/plan.py --config FILE [--json OUT] [--plot OUT.png|.svg|.pdf]`: plan both
-layouts."""
+"""`layerwise-plan --config FILE [--json OUT] [--plot OUT.png|.svg|.pdf]` (or launch/plan.py):
+plan both layouts."""
 
 import argparse
 import json

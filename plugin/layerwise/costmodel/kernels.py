@@ -24,7 +24,7 @@ KernelKind = Literal["gemm", "attention", "elementwise"]
 TOKEN_ID_BYTES = 8  # int64 token ids enter the embedding
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Kernel:
     """One kernel of a layer's forward for one chunk; `shape` is a GEMM's weight (K, N).
 
@@ -41,7 +41,7 @@ class Kernel:
     cache_bytes: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Chunk:
     """What one micro-batch asks of a layer: `tokens` rows, made of `sequences` sequences that
     each attend over `context` tokens (prefill: their own causal prefix; decode: the KV cache)."""
@@ -52,7 +52,7 @@ class Chunk:
     decode: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LayerCost:
     """Seconds one layer spends on one chunk on one GPU of its tensor-parallel group."""
 
@@ -128,18 +128,21 @@ def layer_time(hardware: HardwareSpec, key: str, decode: bool, kernels_s: float)
 def _gemm(name: str, tokens: int, rows: int, cols: int, dtype_bytes: int) -> Kernel:
     """X[tokens, rows] @ W[rows, cols]."""
     return Kernel(
-        name,
-        "gemm",
-        2.0 * tokens * rows * cols,
-        float(rows * cols * dtype_bytes),
-        float(tokens * (rows + cols) * dtype_bytes),
-        (rows, cols),
+        name=name,
+        kind="gemm",
+        flops=2.0 * tokens * rows * cols,
+        weight_bytes=float(rows * cols * dtype_bytes),
+        activation_bytes=float(tokens * (rows + cols) * dtype_bytes),
+        shape=(rows, cols),
     )
 
 
 def _elementwise(name: str, tokens: int, width: int, passes: int, dtype_bytes: int) -> Kernel:
     """`passes` full reads or writes of a [tokens, width] tensor."""
-    return Kernel(name, "elementwise", 0.0, 0.0, float(passes * tokens * width * dtype_bytes))
+    moved = float(passes * tokens * width * dtype_bytes)
+    return Kernel(
+        name=name, kind="elementwise", flops=0.0, weight_bytes=0.0, activation_bytes=moved
+    )
 
 
 def dense_kernels(
@@ -162,11 +165,24 @@ def _attention(model: ModelSpec, chunk: Chunk, tp: int, dtype_bytes: int) -> Ker
         flops = 4.0 * chunk.sequences * chunk.context * a
         cache = 2.0 * chunk.sequences * chunk.context * kv * b
         moved = chunk.sequences * (2 * a + 2 * kv) * b  # read q, write o, append k and v
-        return Kernel("attention", "attention", flops, 0.0, float(moved), cache_bytes=cache)
+        return Kernel(
+            name="attention",
+            kind="attention",
+            flops=flops,
+            weight_bytes=0.0,
+            activation_bytes=float(moved),
+            cache_bytes=cache,
+        )
     # causal: half of the s x s score matrix, QK^T and PV; reads Q, K, V, writes O and the KV cache
     flops = 2.0 * chunk.sequences * chunk.context**2 * a
     moved = chunk.tokens * (2 * a + 4 * kv) * b
-    return Kernel("attention", "attention", flops, 0.0, float(moved))
+    return Kernel(
+        name="attention",
+        kind="attention",
+        flops=flops,
+        weight_bytes=0.0,
+        activation_bytes=float(moved),
+    )
 
 
 ROPE_PASSES = 12
@@ -182,7 +198,10 @@ def _rope(chunk: Chunk, q_width: int, kv_width: int, dtype_bytes: int) -> Kernel
     per sequence, not one token's."""
     keys = chunk.sequences * chunk.context if chunk.decode else chunk.tokens
     elements = chunk.tokens * q_width + keys * kv_width
-    return Kernel("rope", "elementwise", 0.0, 0.0, float(ROPE_PASSES * elements * dtype_bytes))
+    moved = float(ROPE_PASSES * elements * dtype_bytes)
+    return Kernel(
+        name="rope", kind="elementwise", flops=0.0, weight_bytes=0.0, activation_bytes=moved
+    )
 
 
 def gpt_kernels(model: ModelSpec, chunk: Chunk, tp: int, dtype_bytes: int) -> list[Kernel]:
@@ -300,7 +319,8 @@ def layer_cost(
         for k in kernels
     )
     comm = layer_comm_time(model, hardware, layer, chunk, tp, dtype_bytes)
-    return LayerCost(layer_time(hardware, model.host_key(layer), chunk.decode, kernels_s), comm)
+    compute = layer_time(hardware, model.host_key(layer), chunk.decode, kernels_s)
+    return LayerCost(compute_s=compute, comm_s=comm)
 
 
 def layer_weight_bytes(model: ModelSpec, layer: int, tp: int, dtype_bytes: int) -> float:

@@ -1,4 +1,4 @@
-"""Model and hardware specifications: pure data, presets and YAML hardware profiles."""
+"""What is placed: a model as pipeline layers (embedding, blocks, LM head), presets, dtypes."""
 
 from dataclasses import dataclass, field
 from typing import Literal

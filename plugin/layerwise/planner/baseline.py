@@ -4,25 +4,33 @@ When P divides num_layers, every stage holds num_layers / P blocks (megatron's d
 Otherwise the split is num_layers_in_first_pipeline_stage = f, num_layers_in_last_pipeline_stage
 = l and m = (num_layers - f - l) / (P - 2) blocks on every middle stage (splits.py); the (f, l)
 with the smallest predicted slowest prefill stage wins among those that fit memory (the
-embedding counted on stage 0, the LM head on the last), ties going to the split nearest the
-even one. For each m the first stage's time grows with f and the last stage's shrinks, so the
-best f is where they cross, found by bisection: O(L / (P - 2) x log L) splits priced, not all.
+embedding counted on stage 0, the LM head on the last), ties (stage times within EQUAL_TIMES)
+going to the split nearest the even one. For each m the first stage's time grows with f and
+the last stage's shrinks, so the best f is where they cross, found by bisection:
+O(L / (P - 2) x log L) splits priced, not all.
 """
 
 from layerwise.config.sections import RunConfig
 from layerwise.partition.search import PartitionProblem
+from layerwise.planner.choose import best_of, fitting
 from layerwise.planner.grid import megatron_grid
-from layerwise.planner.layouts import Layout, best_of, fitting, price
+from layerwise.planner.pricing import price
+from layerwise.planner.records import Layout
 from layerwise.planner.setting import Setting, chunk_candidates, prefix, problem
 from layerwise.planner.splits import even_counts, pipeline_boundaries
-
-TIE = 1e-9  # relative: stage times closer than this are equal
+from layerwise.planner.tolerances import EQUAL_TIMES
 
 
 def baseline_setting(config: RunConfig) -> Setting:
     """Megatron's rank order: TP groups of consecutive ranks, then pipeline stages."""
     tp, pp = config.baseline.tensor_parallel, config.baseline.pipeline_parallel
-    return Setting("baseline", tp, 1, megatron_grid(tp, pp), config.workload.batch_size)
+    return Setting(
+        mode="baseline",
+        tp=tp,
+        replicas=1,
+        grid=megatron_grid(tp, pp),
+        sequences=config.workload.batch_size,
+    )
 
 
 def _first_true(low: int, high: int, test) -> int:
@@ -165,8 +173,9 @@ def baseline_boundaries(config: RunConfig, placed: PartitionProblem) -> tuple[in
         raise ValueError(f"no megatron split of {model.num_layers} blocks on {stages} stages")
     slowest = {option: max(splits.times(splits.bounds(*option))) for option in options}
     best = min(slowest.values())
-    close = [option for option in options if slowest[option] <= best * (1 + TIE)]
-    return _nearest_even(splits, close, step, best * (1 + TIE), memory)
+    limit = best * (1 + EQUAL_TIMES)
+    close = [option for option in options if slowest[option] <= limit]
+    return _nearest_even(splits, close, step, limit, memory)
 
 
 def plan_baseline(config: RunConfig) -> Layout:
@@ -179,4 +188,4 @@ def plan_baseline(config: RunConfig) -> Layout:
     what = f"TP={setting.tp} x PP={setting.num_stages} of {config.model.num_layers} blocks"
     if config.model.vocab_size:
         what += " + embedding + LM head"
-    return best_of(config, fitting(config, layouts, what))
+    return best_of(config.gpu, fitting(config.gpu, layouts, what))

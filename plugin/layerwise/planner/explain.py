@@ -4,7 +4,9 @@ from layerwise.config.sections import RunConfig
 from layerwise.costmodel.kernels import allreduces_per_layer
 from layerwise.partition.search import stage_costs, uniform_boundaries
 from layerwise.planner.baseline import baseline_setting
-from layerwise.planner.layouts import Layout, layerwise_setting
+from layerwise.planner.layerwise import layerwise_setting
+from layerwise.planner.pricing import chunk_tile_bytes
+from layerwise.planner.records import Layout
 from layerwise.planner.setting import dtype_bytes, l2_budget, problem
 from layerwise.planner.splits import FIRST_KEY, LAST_KEY, block_counts, megatron_keys
 
@@ -50,7 +52,7 @@ def _placement(config: RunConfig, layout: Layout) -> str:
 
 
 def _chunking(config: RunConfig, layout: Layout) -> str:
-    tile = 2 * layout.chunk_tokens * config.model.hidden * dtype_bytes(config)
+    tile = chunk_tile_bytes(config.model, dtype_bytes(config), layout.chunk_tokens)
     fits = "fit" if layout.chunk_fits_l2 else "exceed"
     return (
         f"chunk {layout.chunk_tokens:,} tokens, {layout.micro_batches:,} micro-batches per "

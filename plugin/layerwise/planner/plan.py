@@ -2,46 +2,21 @@
 
 The layer-wise layout is priced at every replica count searched (replicas.searched_counts); the
 recommendation is the best for the run's objective of the baseline, as configured, and the best
-layer-wise layout (layouts.best_for)."""
+layer-wise layout (choose.best_for); its reason calls two figures a tie exactly when best_for
+does (within tolerances.SAME_FIGURE) and quotes that tolerance."""
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from layerwise.config.replicas import REPLICA_OPTIONS_MAX_GPUS, searched_counts
 from layerwise.config.sections import Mode, Objective, RunConfig
 from layerwise.costmodel.kernels import model_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.planner.baseline import plan_baseline
+from layerwise.planner.choose import best_for, tpot_cost, tps_cost, within_tie
 from layerwise.planner.explain import explain
-from layerwise.planner.layouts import Layout, best_for, layerwise_options, plan_replicas
-
-TIE = 0.005  # TPOTs closer than this are reported as equal
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Both layouts for one config; a layout that cannot run carries the reason instead."""
-
-    config: RunConfig
-    baseline: Layout | None
-    baseline_error: str
-    layerwise: Layout | None
-    """The layer-wise layout the run uses: the configured replica count, or the best for the
-    objective under "auto"."""
-    layerwise_error: str
-    roofline_tps: float
-    recommended: Mode
-    reason: str
-    replica_options: tuple[tuple[int, float, float], ...] = ()
-    """(replicas, predicted TPS, predicted TPOT s) of the layer-wise layout per replica count."""
-    best_layerwise: Layout | None = None
-    """The best layer-wise layout for the objective of every replica count priced."""
-    replica_subset: bool = False
-    """Only some replica counts were priced (over REPLICA_OPTIONS_MAX_GPUS GPUs)."""
-    compared: str = ""
-    """What the recommendation compared, in one line."""
-
-    def layout(self, mode: Mode) -> Layout | None:
-        return self.baseline if mode == "baseline" else self.layerwise
+from layerwise.planner.layerwise import layerwise_options, plan_replicas
+from layerwise.planner.records import Layout, Plan
+from layerwise.planner.tolerances import SAME_FIGURE, percent
 
 
 def roofline_tps(config: RunConfig) -> float:
@@ -78,22 +53,42 @@ def _figure(objective: Objective, layout: Layout) -> str:
     return f"TPOT {layout.tpot_s * 1e3:.3f} ms"
 
 
+def _tied(baseline: Layout, layerwise: Layout, cost) -> bool:
+    """Whether best_for counts the two layouts' figures as a tie (within SAME_FIGURE)."""
+    return len(within_tie((baseline, layerwise), cost)) == 2
+
+
 def _throughput_clause(baseline: Layout, layerwise: Layout) -> str:
+    """Which layout has the higher prefill tokens/s and by how much, or that they tie as
+    best_for counts ties; then both layouts' communication and bubble shares."""
     higher = max((baseline, layerwise), key=lambda layout: layout.tps)
     lower = layerwise if higher is baseline else baseline
+    shares = (
+        f"communication is {higher.comm_fraction:.0%} vs {lower.comm_fraction:.0%} of stage "
+        f"time, bubble {higher.bubble_fraction:.1%} vs {lower.bubble_fraction:.1%}"
+    )
+    if _tied(baseline, layerwise, tps_cost):
+        return (
+            f"the {label(higher)} and the {label(lower)} tie on prefill throughput "
+            f"({higher.tps:,.0f} vs {lower.tps:,.0f} tokens/s, within {percent(SAME_FIGURE)}); "
+            + shares
+        )
     return (
         f"the {label(higher)} has {higher.tps / lower.tps:.2f}x the {label(lower)}'s prefill "
-        f"throughput ({higher.tps:,.0f} vs {lower.tps:,.0f} tokens/s); communication is "
-        f"{higher.comm_fraction:.0%} vs {lower.comm_fraction:.0%} of stage time, bubble "
-        f"{higher.bubble_fraction:.1%} vs {lower.bubble_fraction:.1%}"
+        f"throughput ({higher.tps:,.0f} vs {lower.tps:,.0f} tokens/s); " + shares
     )
 
 
 def _latency_clause(baseline: Layout, layerwise: Layout) -> str:
+    """Which layout has the lower TPOT (and why, for a TP baseline), or that they tie as
+    best_for counts ties."""
     faster = min((baseline, layerwise), key=lambda layout: layout.tpot_s)
     slower = layerwise if faster is baseline else baseline
-    if slower.tpot_s <= faster.tpot_s * (1 + TIE):
-        return f"both take {faster.tpot_s * 1e3:.3f} ms per decode step"
+    if _tied(baseline, layerwise, tpot_cost):
+        return (
+            f"the {label(faster)} and the {label(slower)} tie on TPOT ({faster.tpot_s * 1e3:.3f}"
+            f" vs {slower.tpot_s * 1e3:.3f} ms per decode step, within {percent(SAME_FIGURE)})"
+        )
     clause = (
         f"the {label(faster)} has the lower TPOT ({faster.tpot_s * 1e3:.3f} vs "
         f"{slower.tpot_s * 1e3:.3f} ms per decode step)"
@@ -182,16 +177,16 @@ def make_plan(config: RunConfig) -> Plan:
         config.model, config.hardware.gpus, config.workload, config.layerwise
     )
     plan = Plan(
-        config,
-        baseline,
-        baseline_error,
-        layerwise,
-        layerwise_error,
-        roofline_tps(config),
-        recommended,
-        reason + _advice(config, layerwise, best),
-        tuple((lay.replicas, lay.tps, lay.tpot_s) for lay in options),
-        best,
-        subset,
+        config=config,
+        baseline=baseline,
+        baseline_error=baseline_error,
+        layerwise=layerwise,
+        layerwise_error=layerwise_error,
+        roofline_tps=roofline_tps(config),
+        recommended=recommended,
+        reason=reason + _advice(config, layerwise, best),
+        replica_options=tuple((lay.replicas, lay.tps, lay.tpot_s) for lay in options),
+        best_layerwise=best,
+        replica_subset=subset,
     )
     return replace(plan, compared=compared_text(plan))

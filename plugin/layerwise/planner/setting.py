@@ -18,6 +18,7 @@ from layerwise.costmodel.kernels import (
     layer_weight_bytes,
     workspace_bytes,
 )
+from layerwise.hardware.spec import HardwareSpec
 from layerwise.model.spec import DTYPE_BYTES
 from layerwise.partition.search import Link, PartitionProblem
 from layerwise.planner.grid import RankGrid
@@ -25,7 +26,7 @@ from layerwise.planner.grid import RankGrid
 PIPE_BUFFERS = 2  # micro-batches in flight per stage in an inference schedule (DeepSpeed's)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Setting:
     """What a layout is priced under: TP degree, rank grid, batch per replica."""
 
@@ -52,10 +53,10 @@ def dtype_bytes(config: RunConfig) -> int:
     return DTYPE_BYTES[config.run.dtype]
 
 
-def engine_costs(config: RunConfig, mode: str) -> tuple[float, float]:
+def engine_costs(gpu: HardwareSpec, mode: str) -> tuple[float, float]:
     """(seconds per run, seconds per micro-batch on each stage) of the mode's pipeline engine,
     as calibrated (HardwareSpec.schedule_us; 0 where not measured)."""
-    costs = config.gpu.schedule_us.get(mode, {})
+    costs = gpu.schedule_us.get(mode, {})
     return costs.get("run", 0.0) * 1e-6, costs.get("micro_batch", 0.0) * 1e-6
 
 
@@ -81,12 +82,19 @@ def links(config: RunConfig, setting: Setting) -> tuple[Link, ...]:
 
 def prefill_chunk(config: RunConfig, chunk_tokens: int) -> Chunk:
     seq_len = config.workload.seq_len
-    return Chunk(chunk_tokens, max(1, chunk_tokens // seq_len), seq_len, False)
+    return Chunk(
+        tokens=chunk_tokens,
+        sequences=max(1, chunk_tokens // seq_len),
+        context=seq_len,
+        decode=False,
+    )
 
 
 def decode_chunk(config: RunConfig, sequences: int) -> Chunk:
     """One decode step of `sequences` sequences, attending over the prompt's KV cache."""
-    return Chunk(sequences, sequences, config.workload.seq_len, True)
+    return Chunk(
+        tokens=sequences, sequences=sequences, context=config.workload.seq_len, decode=True
+    )
 
 
 def _first_block(config: RunConfig) -> int:
@@ -175,7 +183,8 @@ def batch_bytes(config: RunConfig, setting: Setting) -> tuple[float, float]:
     Megatron's forward-only schedule both return.
     """
     model, b = config.model, dtype_bytes(config)
-    batch = Chunk(setting.sequences * config.workload.seq_len, setting.sequences, 0, False)
+    tokens = setting.sequences * config.workload.seq_len
+    batch = Chunk(tokens=tokens, sequences=setting.sequences, context=0, decode=False)
     return boundary_bytes(model, 0, batch, b), boundary_bytes(
         model, model.pipeline_layers, batch, b
     )

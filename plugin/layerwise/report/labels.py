@@ -1,8 +1,25 @@
-"""The figure labels that the plan, the runtime's table, compare and the plots share."""
+"""The figures every table and plot names, with one label each: the runtime's table, compare's
+table and the predicted-vs-measured plot read them here, so a figure is called the same
+everywhere."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Figure:
+    """One figure of a run: its key in a results JSON, its table label, format and plot title."""
+
+    key: str
+    label: str
+    fmt: str
+    plot_title: str | None = None
+    """None: not drawn in the predicted-vs-measured plot."""
+
 
 FIGURES = (
-    ("prefill TPS (tokens/s)", "tps", ",.0f"),
-    ("TPOT (ms, decode step)", "tpot_ms", ".3f"),
-    ("decode TPS (tokens/s)", "decode_tps", ",.0f"),
-    ("1/TPS (ms)", "inv_tps_ms", ".6f"),
+    Figure(key="tps", label="prefill TPS (tokens/s)", fmt=",.0f", plot_title="prefill tokens/s"),
+    Figure(key="tpot_ms", label="TPOT (ms, decode step)", fmt=".3f", plot_title="TPOT ms"),
+    Figure(key="decode_tps", label="decode TPS (tokens/s)", fmt=",.0f"),
+    Figure(key="inv_tps_ms", label="1/TPS (ms)", fmt=".6f", plot_title="1/TPS ms"),
 )
+PLOTTED = tuple(figure for figure in FIGURES if figure.plot_title is not None)

@@ -1,7 +1,6 @@
 """The plan as a JSON document (every figure PREDICTED): one dict per layout and stage."""
 
-from layerwise.planner.layouts import Layout, StagePlan
-from layerwise.planner.plan import Plan
+from layerwise.planner.records import Layout, Plan, StagePlan
 
 
 def _stage_dict(layout: Layout, stage: StagePlan) -> dict:

@@ -4,8 +4,8 @@ pipeline timelines, and a comparison's predicted against measured figures."""
 import colorsys
 import io
 
-from layerwise.planner.layouts import Layout
-from layerwise.planner.plan import Plan
+from layerwise.planner.records import Layout, Plan
+from layerwise.report.labels import PLOTTED
 
 MAX_STAGES = 32
 MAX_MICRO_BATCHES = 12
@@ -102,14 +102,12 @@ def timeline(plan: Plan, fmt: str) -> bytes:
     return _save(figure, fmt)
 
 
-COMPARED = (("tps", "prefill tokens/s"), ("tpot_ms", "TPOT ms"), ("inv_tps_ms", "1/TPS ms"))
-
-
 def predicted_vs_measured_png(runs: list[dict]) -> bytes:
     """One panel per figure, one point per run (results JSON of launch/infer.py), log-log, with
     the line measured = predicted."""
-    figure, axes = _pyplot().subplots(1, len(COMPARED), figsize=(12, 4))
-    for axis, (key, title) in zip(axes, COMPARED):
+    figure, axes = _pyplot().subplots(1, len(PLOTTED), figsize=(12, 4))
+    for axis, shown in zip(axes, PLOTTED):
+        key, title = shown.key, shown.plot_title
         points = [
             (run["predicted"][key], run["measured"][key], run["mode"])
             for run in runs

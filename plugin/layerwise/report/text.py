@@ -1,8 +1,7 @@
-"""The plan as text tables and as JSON (every figure here is PREDICTED by the cost model)."""
+"""The plan as text tables: stages, summary, recommendation (every figure PREDICTED)."""
 
 from layerwise.model.spec import ModelSpec
-from layerwise.planner.layouts import Layout, StagePlan
-from layerwise.planner.plan import Plan
+from layerwise.planner.records import Layout, Plan, StagePlan
 
 GIB = 2**30
 

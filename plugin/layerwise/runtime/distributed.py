@@ -39,12 +39,10 @@ def init(env: DistEnv, cuda: bool, timeout_s: float) -> None:
     collective gives up after `timeout_s`, so a dead rank cannot hang the others for ever."""
     import deepspeed
     import torch
-    from torch.distributed import distributed_c10d
 
-    # Groups that DeepSpeed and megatron-core create without a timeout get torch's default (30
-    # min); make it ours, so a rank that dies before joining one cannot stall the others for long.
-    distributed_c10d.default_pg_timeout = timedelta(seconds=timeout_s)
-    distributed_c10d.default_pg_nccl_timeout = timedelta(seconds=timeout_s)
+    from layerwise.runtime.compat.c10d import set_default_timeouts
+
+    set_default_timeouts(timeout_s)  # also for the groups DeepSpeed and megatron-core create
     if cuda:
         torch.cuda.set_device(env.local_rank)
     deepspeed.init_distributed(

@@ -28,9 +28,8 @@ from megatron.core.transformer.spec_utils import build_module
 from megatron.core.transformer.torch_norm import WrappedTorchNorm
 from torch import nn
 
-from layerwise.config.sections import RunConfig
 from layerwise.model.spec import ModelSpec
-from layerwise.planner.layouts import Layout
+from layerwise.planner.assignment import RankAssignment
 from layerwise.runtime.kv_cache import KVCache
 
 TORCH_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -311,14 +310,15 @@ def build_body(
     return GptLayer(config, groups, model, block, cache)
 
 
-def stage_cache(config: RunConfig, layout: Layout, device: torch.device) -> KVCache | None:
+def stage_cache(
+    model: ModelSpec, assignment: RankAssignment, device: torch.device
+) -> KVCache | None:
     """A KV cache for this rank's layers of a gpt model: the replica's sequences, prompt plus
     decode steps long."""
-    if config.model.kind != "gpt":
+    if model.kind != "gpt":
         return None
-    length = config.workload.seq_len + config.workload.decode_steps
-    sequences = config.workload.batch_size // layout.replicas
-    return KVCache(sequences, length, rotary_table(config.model, length, device.type == "cpu"))
+    length = assignment.cache_length
+    return KVCache(assignment.sequences, length, rotary_table(model, length, device.type == "cpu"))
 
 
 class PresetLayer(nn.Module):

@@ -17,8 +17,8 @@ leaves a stage without trainable parameters is refused: DeepSpeed's optimizer wo
 parameter list on that stage. Inference (`training=False`) allows it.
 
 DeepSpeed has no public partition hook (a callable `partition_method` is refused), so this class
-overrides the private `PipelineModule._partition_layers` and calls `_set_bounds`, as DeepSpeed
-0.19 defines them: setup.cfg pins deepspeed < 0.20 and tests/runtime/test_pipe.py the contract.
+places layers through compat.deepspeed_internals, which holds every private member it needs
+(`_partition_layers`, `_set_bounds`, `_topo`, `_layer_specs`) as DeepSpeed 0.19 defines them.
 """
 
 import math
@@ -29,11 +29,16 @@ from dataclasses import dataclass
 import torch
 from deepspeed import comm as dist
 from deepspeed.accelerator import get_accelerator
-from deepspeed.pipe import LayerSpec, PipelineModule, TiedLayerSpec
+from deepspeed.pipe import LayerSpec, TiedLayerSpec
 from deepspeed.runtime.activation_checkpointing import checkpointing
 from torch import nn
 
 from layerwise.partition.search import Link, PartitionProblem, partition
+from layerwise.runtime.compat.deepspeed_internals import (
+    PartitionHook,
+    layer_specs,
+    set_stage_bounds,
+)
 
 OUR_METHODS = ("layerwise", "profile")
 NVLINK = Link(latency_s=10e-6, bytes_per_s=150e9)  # intra-node NCCL p2p (docs/sources.md)
@@ -165,7 +170,7 @@ def empty_stages(parameters: Sequence[int], boundaries: Sequence[int]) -> list[i
     ]
 
 
-class LayerwisePipelineModule(PipelineModule):
+class LayerwisePipelineModule(PartitionHook):
     """PipelineModule(layers, num_stages, topology, ..., partition_method, ...), plus keyword
     arguments: `boundaries` (explicit placement), `probe` ('profile'), `layer_costs`
     ('layerwise'), `link` (the stage-to-stage link both assume; NVLink by default),
@@ -218,15 +223,15 @@ class LayerwisePipelineModule(PipelineModule):
             dynamic_shape,
         )
 
-    def _partition_layers(self, method: str = "uniform") -> None:
+    def place_layers(self, method: str) -> None:
         boundaries, probe, layer_costs, link, capacity, training = self._layerwise
         method = method.lower()
         if boundaries is None and method not in OUR_METHODS:
-            super()._partition_layers(method)
+            super().place_layers(method)
             return
         parameters = None
         if boundaries is None and method == "profile":
-            measured = profile_layers(self._layer_specs, probe)
+            measured = profile_layers(layer_specs(self), probe)
             seconds = average_over_ranks(measured.seconds, self.world_group)
             self.profile = LayerProfile(
                 seconds, measured.boundary_bytes, measured.resident_bytes, measured.parameters
@@ -234,14 +239,13 @@ class LayerwisePipelineModule(PipelineModule):
             boundaries = self._exact(seconds, measured.boundary_bytes, measured.resident_bytes)
             parameters = measured.parameters
         elif boundaries is None:
-            parameters, sizes = layer_parameters(self._layer_specs)
+            parameters, sizes = layer_parameters(layer_specs(self))
             costs = tuple(layer_costs) if layer_costs is not None else parameters
             boundaries = self._exact(costs, (0.0,) * (len(costs) + 1), sizes)
-        self.parts = list(check_boundaries(boundaries, len(self._layer_specs), self.num_stages))
+        self.parts = list(check_boundaries(boundaries, len(layer_specs(self)), self.num_stages))
         if training:
             self._refuse_stages_without_parameters(parameters)
-        stage = self._topo.get_coord(self.global_rank).pipe
-        self._set_bounds(start=self.parts[stage], stop=self.parts[stage + 1])
+        set_stage_bounds(self, self.parts)
 
     def _exact(self, costs, boundary_bytes, resident_bytes) -> tuple[int, ...]:
         """The exact min-bottleneck boundaries of these per-layer figures on this pipeline."""
@@ -257,7 +261,7 @@ class LayerwisePipelineModule(PipelineModule):
 
     def _refuse_stages_without_parameters(self, parameters) -> None:
         if parameters is None:
-            parameters, _ = layer_parameters(self._layer_specs)
+            parameters, _ = layer_parameters(layer_specs(self))
         empty = empty_stages(parameters, self.parts)
         if empty:
             spans = ", ".join(f"{s} ({layer_span(*self.parts[s : s + 2])})" for s in empty)

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 from layerwise.config.sections import RunConfig
 from layerwise.hardware.spec import HardwareSpec
-from layerwise.planner.layouts import Layout
+from layerwise.planner.records import Layout
+from layerwise.report.labels import FIGURES, Figure
 from layerwise.runtime.session import MOCK_DEVICE, Measurement
 
 
@@ -41,12 +42,12 @@ def figures(tps: float, tpot_ms: float | None, batch_size: int) -> dict:
     return {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps, "decode_tps": decode_tps}
 
 
-def _row(label: str, predicted: float | None, measured: float | None, fmt: str) -> str:
+def _row(figure: Figure, predicted: float | None, measured: float | None) -> str:
     def cell(value: float | None) -> str:
-        return "not measured" if value is None else format(value, fmt)
+        return "not measured" if value is None else format(value, figure.fmt)
 
     ratio = f"{measured / predicted:.3f}" if measured is not None and predicted else "-"
-    return f"{label:<26}{cell(predicted):>16}{cell(measured):>16}{ratio:>12}"
+    return f"{figure.label:<26}{cell(predicted):>16}{cell(measured):>16}{ratio:>12}"
 
 
 def calibration(hardware: HardwareSpec) -> str:
@@ -76,10 +77,7 @@ def report(config: RunConfig, layout: Layout, world_size: int, measurement: Meas
         f"{describe(layout)}; median of {config.run.timed_iters} timed runs after "
         f"{config.run.warmup_iters} warm-up",
         f"{'':<26}{'PREDICTED':>16}{'MEASURED':>16}{'meas/pred':>12}",
-        _row("prefill TPS (tokens/s)", predicted["tps"], measured["tps"], ",.0f"),
-        _row("TPOT (ms, decode step)", predicted["tpot_ms"], measured["tpot_ms"], ".3f"),
-        _row("decode TPS (tokens/s)", predicted["decode_tps"], measured["decode_tps"], ",.0f"),
-        _row("1/TPS (ms)", predicted["inv_tps_ms"], measured["inv_tps_ms"], ".6f"),
+        *(_row(figure, predicted[figure.key], measured[figure.key]) for figure in FIGURES),
     ]
     if not decode_s:
         lines.append("decode not timed: workload.decode_steps = 0")

@@ -1,5 +1,6 @@
-"""One run on this rank, in steps: start the process group, build the layout's adapter, make
-the inputs, time prefill and decode, verify, and stop the process group whatever happened."""
+"""One run on this rank, in steps: start the process group, build the layout's runner from this
+rank's assignment, make the inputs, time prefill and decode, verify, and stop the process group
+whatever happened."""
 
 import time
 from collections.abc import Callable
@@ -9,7 +10,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from layerwise.config.sections import RunConfig
-from layerwise.planner.layouts import Layout
+from layerwise.planner.assignment import assign
+from layerwise.planner.records import Layout
 from layerwise.runtime.compat.cpu_mock import apply_cpu_mock_patches
 from layerwise.runtime.distributed import DistEnv, init
 from layerwise.runtime.logs import quiet_deepspeed
@@ -50,17 +52,17 @@ def _measure(
     from tqdm import tqdm
 
     from layerwise.runtime import inputs
-    from layerwise.runtime.runners.base import build_adapter
+    from layerwise.runtime.runners.base import build_runner
     from layerwise.runtime.verify import verify_outputs
 
     device = torch.device("cuda", env.local_rank) if cuda else torch.device("cpu")
-    place = layout.grid.place(env.rank)
-    adapter = build_adapter(config, layout, place, device)
-    first_stage = place.stage == 0
+    assignment = assign(config, layout, env.rank)
+    runner = build_runner(config, layout, assignment, device)
+    first_stage, model = assignment.is_first_stage, config.model
     steps = config.workload.decode_steps
-    chunks = inputs.prefill_chunks(config, layout, place.replica, device) if first_stage else None
+    chunks = inputs.prefill_chunks(model, assignment, device) if first_stage else None
     tokens = [
-        inputs.decode_tokens(config, layout, place.replica, device, step) if first_stage else None
+        inputs.decode_tokens(model, assignment, device, step) if first_stage else None
         for step in range(steps)
     ]
     runs = config.run.warmup_iters + config.run.timed_iters
@@ -70,11 +72,13 @@ def _measure(
         total=runs + decode_runs, desc=f"{layout.mode} run", disable=not env.is_main, delay=2.0
     )
     with bar:
-        prefill_s, outputs = timed(lambda: adapter.prefill(chunks), runs, sync, bar.update)
-        decode_s, decoded = timed(lambda: adapter.decode(tokens), decode_runs, sync, bar.update)
+        prefill_s, outputs = timed(lambda: runner.prefill(chunks), runs, sync, bar.update)
+        decode_s, decoded = timed(lambda: runner.decode(tokens), decode_runs, sync, bar.update)
     verdict = None
     if verify:
-        verdict = verify_outputs(config, layout, env.rank, env.world_size, outputs, decoded, device)
+        verdict = verify_outputs(
+            config, layout, assignment, env.world_size, outputs, decoded, device
+        )
     torch.distributed.barrier()
     warmup = config.run.warmup_iters
     return Measurement(

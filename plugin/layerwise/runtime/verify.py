@@ -8,7 +8,9 @@ import torch
 import torch.distributed as torch_dist
 
 from layerwise.config.sections import RunConfig
-from layerwise.planner.layouts import Layout
+from layerwise.model.spec import ModelSpec
+from layerwise.planner.assignment import RankAssignment, assign, output_rank
+from layerwise.planner.records import Layout
 from layerwise.runtime.distributed import singleton_groups
 from layerwise.runtime.inputs import decode_tokens, prefill_chunks
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
@@ -36,35 +38,29 @@ class Verdict:
         return self.relative_error <= self.tolerance and self.greedy_match is not False
 
 
-def chunk_shape(config: RunConfig, layout: Layout) -> tuple[int, ...]:
+def chunk_shape(model: ModelSpec, assignment: RankAssignment) -> tuple[int, ...]:
     """A prefill chunk's output: [tokens, hidden] (dense), [seq, rows, hidden], or the last
     position's logits [1, rows, vocab]."""
-    model = config.model
     if model.kind == "dense":
-        return (layout.chunk_tokens, model.hidden)
+        return (assignment.chunk_tokens, model.hidden)
     if model.vocab_size:
-        return (1, layout.micro_batch_rows, model.vocab_size)
-    return (config.workload.seq_len, layout.micro_batch_rows, model.hidden)
+        return (1, assignment.micro_batch_rows, model.vocab_size)
+    return (assignment.seq_len, assignment.micro_batch_rows, model.hidden)
 
 
-def decode_shape(config: RunConfig, layout: Layout) -> tuple[int, ...]:
+def decode_shape(model: ModelSpec, assignment: RankAssignment) -> tuple[int, ...]:
     """A decode micro-batch's output: [rows, hidden] (dense) or [1, rows, hidden or vocab]."""
-    model = config.model
-    rows = config.workload.batch_size // layout.replicas // layout.decode_micro_batches
+    rows = assignment.decode_rows
     if model.kind == "dense":
         return (rows, model.hidden)
     return (1, rows, model.vocab_size or model.hidden)
 
 
-def chunks_to_verify(config: RunConfig, layout: Layout) -> int:
-    shape = chunk_shape(config, layout)
-    chunk_bytes = torch.Size(shape).numel() * torch.finfo(TORCH_DTYPES[config.run.dtype]).bits // 8
-    return layout.micro_batches if chunk_bytes * layout.micro_batches <= VERIFY_BYTES else 1
-
-
-def output_rank(layout: Layout) -> int:
-    """Where replica 0's outputs appear: its last stage, tensor rank 0."""
-    return layout.grid.rank(data=0, pipe=len(layout.stages) - 1, model=0)
+def chunks_to_verify(model: ModelSpec, assignment: RankAssignment) -> int:
+    shape = chunk_shape(model, assignment)
+    chunk_bytes = torch.Size(shape).numel() * torch.finfo(TORCH_DTYPES[assignment.dtype]).bits // 8
+    count = assignment.micro_batches
+    return count if chunk_bytes * count <= VERIFY_BYTES else 1
 
 
 def gather_to_rank0(
@@ -94,26 +90,27 @@ def _forward(layers, hidden: torch.Tensor) -> torch.Tensor:
 
 
 def reference(
-    config: RunConfig, layout: Layout, device, groups, replica: int = 0
+    model: ModelSpec, assignment: RankAssignment, device, groups
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """A replica's prefill chunk outputs and decode step outputs (micro-batch by micro-batch,
-    step by step) through all layers at TP=1 in this one process, with one KV cache."""
-    dtype = TORCH_DTYPES[config.run.dtype]
-    cache = stage_cache(config, layout, device)
+    """The assignment's replica's prefill chunk outputs and decode step outputs (micro-batch by
+    micro-batch, step by step) through all layers at TP=1 in this one process, with one KV
+    cache."""
+    dtype = TORCH_DTYPES[assignment.dtype]
+    cache = stage_cache(model, assignment, device)
     layers = [
-        PresetLayer(config.model, index, config.run.seed, dtype, device, groups, cache)
-        for index in range(config.model.pipeline_layers)
+        PresetLayer(model, index, assignment.seed, dtype, device, groups, cache)
+        for index in range(model.pipeline_layers)
     ]
     prefill, decode = [], []
     with torch.no_grad():
-        chunks = prefill_chunks(config, layout, replica, device)
+        chunks = prefill_chunks(model, assignment, device)
         if cache is not None:
             cache.start(0, len(chunks))
         prefill = [_forward(layers, chunk) for chunk in chunks]
-        for step in range(config.workload.decode_steps):
-            tokens = decode_tokens(config, layout, replica, device, step)
+        for step in range(assignment.decode_steps):
+            tokens = decode_tokens(model, assignment, device, step)
             if cache is not None:
-                cache.start(config.workload.seq_len + step, len(tokens))
+                cache.start(assignment.seq_len + step, len(tokens))
             decode += [_forward(layers, micro_batch) for micro_batch in tokens]
     return prefill, decode
 
@@ -147,7 +144,7 @@ def greedy_match(
 def verify_outputs(
     config: RunConfig,
     layout: Layout,
-    rank: int,
+    assignment: RankAssignment,
     world_size: int,
     outputs: list | None,
     decoded: list | None,
@@ -155,20 +152,23 @@ def verify_outputs(
 ) -> Verdict | None:
     """Called on every rank after the prefills and decode steps (`decoded`: each step's
     outputs where this rank holds them); the verdict on rank 0, None elsewhere."""
-    count = chunks_to_verify(config, layout)
+    model, rank = config.model, assignment.rank
+    count = chunks_to_verify(model, assignment)
     groups = singleton_groups(world_size, config.run.timeout_s)  # every rank creates groups
-    dtype = TORCH_DTYPES[config.run.dtype]
+    dtype = TORCH_DTYPES[assignment.dtype]
     source = output_rank(layout)
-    got = gather_to_rank0(outputs, count, source, rank, chunk_shape(config, layout), dtype, device)
+    got = gather_to_rank0(
+        outputs, count, source, rank, chunk_shape(model, assignment), dtype, device
+    )
     steps = [t for step in decoded or [] for t in step] if rank == source else None
-    decode_steps = config.workload.decode_steps
-    step_count = decode_steps * layout.decode_micro_batches
+    decode_steps = assignment.decode_steps
+    step_count = decode_steps * assignment.decode_micro_batches
     got_steps = gather_to_rank0(
-        steps, step_count, source, rank, decode_shape(config, layout), dtype, device
+        steps, step_count, source, rank, decode_shape(model, assignment), dtype, device
     )
     if rank != 0:
         return None
-    prefill, decode = reference(config, layout, device, groups)
+    prefill, decode = reference(model, assign(config, layout, source), device, groups)
     error, relative = compare(got + got_steps, prefill[:count] + decode[:step_count])
     greedy, decided = None, (0, 0)
     if config.model.vocab_size:

@@ -1,7 +1,9 @@
 """CPU mock mode: the process-global patches that let the GPU code path run on CPU ranks (gloo).
 
 Applied only when no CUDA device is present, by the session, before DeepSpeed or megatron-core
-initialise anything (docs/sources.md says why each one is needed). Nowhere else patches anything.
+initialise anything (docs/sources.md says why each one is needed). The runtime's other contacts
+with internals are beside this file: c10d.py sets c10d's default group timeouts (on every run),
+deepspeed_internals.py holds every use of DeepSpeed's private members.
 """
 
 import importlib

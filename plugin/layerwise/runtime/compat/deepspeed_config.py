@@ -4,7 +4,7 @@ precision sections it refuses.
 Torch-free: the CLIs check a config with it before any rank starts."""
 
 from layerwise.config.sections import RunConfig
-from layerwise.planner.layouts import Layout
+from layerwise.planner.records import Layout
 
 
 def deepspeed_keys(layout: Layout) -> dict[str, int]:

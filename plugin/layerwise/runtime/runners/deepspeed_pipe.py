@@ -3,8 +3,9 @@
 Each rank builds only its stage's layers (`LayerSpec`), placed by the plan's exact partition
 through `LayerwisePipelineModule`; a replica's batch streams through `engine.eval_batch` chunk
 by chunk. DeepSpeed's inference pitfalls (docs/sources.md) are handled here: `total_loss` reset
-and activation shapes reset before every call, `(input, None)` items from the iterator, one
-tensor between stages, outputs only on each replica's last stage.
+and activation shapes reset before every call (through compat.deepspeed_internals), `(input,
+None)` items from the iterator, one tensor between stages, outputs only on each replica's last
+stage.
 """
 
 import deepspeed
@@ -15,14 +16,16 @@ from deepspeed.runtime.pipe.topology import ProcessTopology
 
 from layerwise.config.sections import RunConfig
 from layerwise.errors import ConfigError
-from layerwise.planner.grid import Place, RankGrid
-from layerwise.planner.layouts import Layout
+from layerwise.planner.assignment import RankAssignment
+from layerwise.planner.grid import RankGrid
+from layerwise.planner.records import Layout
 from layerwise.runtime.compat.deepspeed_config import deepspeed_keys
+from layerwise.runtime.compat.deepspeed_internals import reset_eval_state
 from layerwise.runtime.distributed import singleton_groups
 from layerwise.runtime.logs import quiet_prints
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, stage_cache
 from layerwise.runtime.pipe import LayerwisePipelineModule
-from layerwise.runtime.runners.base import run_decode
+from layerwise.runtime.runners.base import Phase, Runner
 
 
 def process_topology(grid: RankGrid) -> ProcessTopology:
@@ -48,15 +51,17 @@ def deepspeed_refusal(error: pydantic.ValidationError) -> str:
     return f"deepspeed: DeepSpeed refuses it ({error.title}): {fields}"
 
 
-class LayerwisePipeline:
+class LayerwisePipeline(Runner):
     """This rank's stage of the layer-wise layout, run by DeepSpeed's PipelineEngine."""
 
-    def __init__(self, config: RunConfig, layout: Layout, place: Place, device: torch.device):
-        self.config, self.layout, self.device = config, layout, device
+    def __init__(
+        self, config: RunConfig, layout: Layout, assignment: RankAssignment, device: torch.device
+    ):
+        super().__init__(assignment, stage_cache(config.model, assignment, device))
+        self.device = device
         groups = singleton_groups(layout.grid.size, config.run.timeout_s)
-        dtype = TORCH_DTYPES[config.run.dtype]
-        self.cache = stage_cache(config, layout, device)
-        model, seed = config.model, config.run.seed
+        dtype = TORCH_DTYPES[assignment.dtype]
+        model, seed = config.model, assignment.seed
         specs = [
             LayerSpec(PresetLayer, model, index, seed, dtype, device, groups, self.cache)
             for index in range(model.pipeline_layers)
@@ -68,10 +73,10 @@ class LayerwisePipeline:
                 boundaries=boundaries(layout),
                 training=False,  # inference: a plan may leave a stage without layers
             )
-            if module.stage_id != place.stage:
+            if module.stage_id != assignment.stage:
                 raise RuntimeError(
                     f"DeepSpeed placed rank {module.global_rank} on stage {module.stage_id}, "
-                    f"the plan on stage {place.stage}"
+                    f"the plan on stage {assignment.stage}"
                 )
             try:
                 self.engine, *_ = deepspeed.initialize(
@@ -80,21 +85,12 @@ class LayerwisePipeline:
             except pydantic.ValidationError as error:
                 raise ConfigError([deepspeed_refusal(error)], config.source) from None
 
-    def prefill(self, chunks):
-        if self.cache is not None:
-            self.cache.start(0, self.layout.micro_batches)
-        return self._eval(chunks, self.layout.micro_batches)
-
-    def decode(self, steps):
-        seq_len = self.config.workload.seq_len
-        return run_decode(self._eval, steps, self.layout, seq_len, self.cache)
-
-    def _eval(self, inputs, count: int):
-        """One eval_batch of `count` micro-batches; stages that read no input get placeholders
-        (the last stage reads only the absent labels)."""
+    def run_micro_batches(self, inputs, count: int, phase: Phase):
+        """One eval_batch of `count` micro-batches, prefill or decode alike (the engine reads
+        shapes from the tensors); stages that read no input get placeholders (the last stage
+        reads only the absent labels)."""
         items = inputs if inputs is not None else [torch.empty(0, device=self.device)] * count
-        self.engine.total_loss = None
-        self.engine.reset_activation_shape()
+        reset_eval_state(self.engine)
         return self.engine.eval_batch(
             iter([(item, None) for item in items]),
             compute_loss=False,

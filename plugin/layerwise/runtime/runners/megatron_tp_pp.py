@@ -16,11 +16,11 @@ from megatron.core.transformer.module import MegatronModule
 from torch import nn
 
 from layerwise.config.sections import RunConfig
-from layerwise.planner.grid import Place
-from layerwise.planner.layouts import Layout
+from layerwise.planner.assignment import RankAssignment
+from layerwise.planner.records import Layout
 from layerwise.runtime.distributed import megatron_groups
 from layerwise.runtime.model import TORCH_DTYPES, PresetLayer, megatron_config, stage_cache
-from layerwise.runtime.runners.base import run_decode
+from layerwise.runtime.runners.base import Phase, Runner
 
 
 class StageModule(MegatronModule):
@@ -49,25 +49,22 @@ def forward_step(data_iterator, model: StageModule):
     return model(hidden), None
 
 
-class MegatronTPxPP:
+class MegatronTPxPP(Runner):
     """This rank's tensor shard of one pipeline stage of the baseline layout."""
 
-    def __init__(self, config: RunConfig, layout: Layout, place: Place, device: torch.device):
-        self.config, self.layout = config, layout
+    def __init__(
+        self, config: RunConfig, layout: Layout, assignment: RankAssignment, device: torch.device
+    ):
+        super().__init__(assignment, stage_cache(config.model, assignment, device))
+        self.model = config.model
         grid = layout.grid
         self.groups = megatron_groups(
             grid.groups("model"), grid.groups("pipe"), config.run.timeout_s
         )
-        self.first = place.stage == 0
-        self.last = place.stage == len(layout.stages) - 1
-        dtype = TORCH_DTYPES[config.run.dtype]
-        stage = layout.stages[place.stage]
-        self.cache = stage_cache(config, layout, device)
+        dtype = TORCH_DTYPES[assignment.dtype]
         layers = [
-            PresetLayer(
-                config.model, index, config.run.seed, dtype, device, self.groups, self.cache
-            )
-            for index in range(stage.first_layer, stage.stop_layer)
+            PresetLayer(self.model, index, assignment.seed, dtype, device, self.groups, self.cache)
+            for index in range(assignment.first_layer, assignment.stop_layer)
         ]
         self.module = StageModule(
             megatron_config(config.model, dtype, device.type == "cpu"), layers
@@ -75,34 +72,25 @@ class MegatronTPxPP:
         self.p2p = P2PCommunicator(pp_group=self.groups.pp, config=self.module.config)
         self.schedule = get_forward_backward_func(pp_size=grid.dim("pipe"), vp_size=None)
 
-    def prefill(self, chunks):
-        if self.cache is not None:
-            self.cache.start(0, self.layout.micro_batches)
-        if self.config.model.kind == "dense":
-            return self._run(chunks, self.layout.micro_batches, self.layout.chunk_tokens, 1)
-        seq_len = self.config.workload.seq_len
-        return self._run(chunks, self.layout.micro_batches, seq_len, self.layout.micro_batch_rows)
-
-    def decode(self, steps):
-        seq_len = self.config.workload.seq_len
-        return run_decode(self._decode, steps, self.layout, seq_len, self.cache)
-
-    def _decode(self, tokens, count: int):
-        """`count` decode micro-batches: [1, rows, hidden] between stages ([rows, 1, hidden] for
-        a dense model's [rows, hidden] tokens)."""
-        sequences = self.config.workload.batch_size // self.layout.replicas
-        rows = sequences // self.layout.decode_micro_batches
-        if self.config.model.kind == "dense":
-            return self._run(tokens, count, rows, 1)
-        return self._run(tokens, count, 1, rows)
+    def run_micro_batches(self, inputs, count: int, phase: Phase):
+        """Between stages: a prefill chunk is [seq, rows, hidden] ([chunk tokens, 1, hidden]
+        for a dense model), a decode micro-batch [1, rows, hidden] ([rows, 1, hidden] dense)."""
+        dense, share = self.model.kind == "dense", self.assignment
+        if phase == "prefill":
+            if dense:
+                return self._run(inputs, count, share.chunk_tokens, 1)
+            return self._run(inputs, count, share.seq_len, share.micro_batch_rows)
+        if dense:
+            return self._run(inputs, count, share.decode_rows, 1)
+        return self._run(inputs, count, 1, share.decode_rows)
 
     def _run(self, inputs, count: int, seq_length: int, micro_batch_size: int):
         """One forward-only schedule over `count` micro-batches of [seq_length,
         micro_batch_size, hidden] between stages; a dense chunk [tokens, hidden] travels as
         [tokens, 1, hidden]."""
-        dense = self.config.model.kind == "dense"
+        dense = self.model.kind == "dense"
         feed = None
-        if self.first:
+        if self.assignment.is_first_stage:
             feed = iter([chunk.unsqueeze(1) if dense else chunk for chunk in inputs])
         with torch.no_grad():
             outputs = self.schedule(
@@ -116,6 +104,6 @@ class MegatronTPxPP:
                 p2p_communicator=self.p2p,
                 pg_collection=self.groups,
             )
-        if not self.last:
+        if not self.assignment.is_last_stage:
             return None
         return [output.squeeze(1) if dense else output for output in outputs]

@@ -1,1 +1,0 @@
-"""The command-line programs (plan, infer, compare, calibrate) and their shared helpers."""

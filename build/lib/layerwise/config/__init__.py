@@ -1,1 +1,0 @@
-"""The run config: its sections, the schema that builds them, cross-field checks."""

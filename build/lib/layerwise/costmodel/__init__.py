@@ -1,1 +1,0 @@
-"""What a layer costs: kernels, collectives, pipeline timing (pure functions)."""

@@ -1,2 +1,0 @@
-"""Where it runs: HardwareSpec and LinkSpec, profile lookup; profiles/*.yaml ship as
-package data."""

@@ -1,1 +1,0 @@
-"""What is placed: ModelSpec, the presets, Hugging Face config.json reading."""

@@ -1,1 +1,0 @@
-"""The exact min-max contiguous partition and its tie-break."""

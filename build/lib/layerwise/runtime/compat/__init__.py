@@ -1,2 +1,0 @@
-"""Every contact with DeepSpeed and megatron-core internals, and every patch (CPU mock mode, c10d
-defaults), in one place."""

@@ -1,0 +1,305 @@
+"""Price a fixed placement: its prefill pipeline, one decode step and its memory per GPU.
+
+Both layouts are priced by these functions on the same chunks (docs/cost-model.md). `price`
+composes them: which stages keep their weights in L2, the decode step (decode_figures), each
+stage's times and bytes (stage_plans, stage_memory), then the prefill pipeline over the
+stages (prefill_figures).
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from layerwise.config.sections import RunConfig, Workload
+from layerwise.costmodel.pipeline import (
+    bubble_fraction,
+    decode_period,
+    on_shared_cores,
+    pipeline_time,
+    utilisation,
+)
+from layerwise.hardware.spec import HardwareSpec
+from layerwise.model.spec import ModelSpec
+from layerwise.partition.search import PartitionProblem, stage_costs
+from layerwise.planner.records import Layout, StagePlan
+from layerwise.planner.setting import (
+    Setting,
+    batch_bytes,
+    boundary_sizes,
+    chunk_unit,
+    decode_chunk,
+    divisor_ladder,
+    dtype_bytes,
+    engine_costs,
+    l2_budget,
+    layer_costs,
+    prefill_chunk,
+    prefix,
+    problem,
+    resident_sizes,
+    stage_buffers,
+    weight_sizes,
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrefillFigures:
+    """One replica batch of `micro_batches` chunks through the pipeline, for all replicas."""
+
+    micro_batches: int
+    prefill_s: float
+    tps: float
+    bubble_fraction: float
+    utilisation: float
+    comm_fraction: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecodeFigures:
+    """The fastest decode step of the replica's sequences (decode_step), on shared cores."""
+
+    micro_batches: int
+    stage_times: tuple[float, ...]
+    """One decode micro-batch through each stage (StagePlan.decode_s)."""
+    tpot_s: float
+    streamed: bool
+    tpot_without_l2_s: float
+    """tpot_s with every stage's weights read from HBM."""
+
+
+def price(
+    config: RunConfig, setting: Setting, chunk_tokens: int, boundaries: tuple[int, ...]
+) -> Layout:
+    """Price a fixed placement: the prefill pipeline, one decode step and peak memory per GPU."""
+    placed = problem(config, setting, chunk_tokens)
+    weights = stage_weights(config, setting, boundaries)
+    in_l2 = [0 < held <= l2_budget(config) for held in weights]
+    decode = decode_figures(config, setting, boundaries, placed, in_l2)
+    stages = stage_plans(
+        config, setting, chunk_tokens, boundaries, placed, weights, in_l2, decode.stage_times
+    )
+    prefill = prefill_figures(stages, setting, config.workload, config.gpu, chunk_tokens)
+    return _layout(config, setting, chunk_tokens, stages, prefill, decode)
+
+
+def _layout(
+    config: RunConfig,
+    setting: Setting,
+    chunk_tokens: int,
+    stages: tuple[StagePlan, ...],
+    prefill: PrefillFigures,
+    decode: DecodeFigures,
+) -> Layout:
+    """The Layout of priced stages and figures, with the chunk's shape."""
+    unit = chunk_unit(config, setting)
+    tiles = chunk_tile_bytes(config.model, dtype_bytes(config), chunk_tokens)
+    return Layout(
+        mode=setting.mode,
+        grid=setting.grid,
+        tensor_parallel=setting.tp,
+        replicas=setting.replicas,
+        chunk_tokens=chunk_tokens,
+        micro_batches=prefill.micro_batches,
+        micro_batch_rows=chunk_tokens // unit if unit > 1 else chunk_tokens,
+        chunk_fits_l2=tiles <= l2_budget(config),
+        stages=stages,
+        prefill_s=prefill.prefill_s,
+        tps=prefill.tps,
+        tpot_s=decode.tpot_s,
+        decode_micro_batches=decode.micro_batches,
+        decode_streamed=decode.streamed,
+        decode_tps=setting.replicas * setting.sequences / decode.tpot_s,
+        bubble_fraction=prefill.bubble_fraction,
+        utilisation=prefill.utilisation,
+        comm_fraction=prefill.comm_fraction,
+        memory_bytes_per_gpu=max(stage.memory_bytes for stage in stages),
+        tpot_without_l2_s=decode.tpot_without_l2_s,
+    )
+
+
+def chunk_tile_bytes(model: ModelSpec, dtype_bytes: int, chunk_tokens: int) -> float:
+    """A chunk's input and output hidden-state tiles: 2 x tokens x hidden x dtype bytes."""
+    return 2 * chunk_tokens * model.hidden * dtype_bytes
+
+
+def stage_weights(config: RunConfig, setting: Setting, boundaries: tuple[int, ...]) -> list[float]:
+    """Weight bytes per GPU of each stage."""
+    sums = prefix(weight_sizes(config, setting))
+    return [sums[stop] - sums[first] for first, stop in zip(boundaries, boundaries[1:])]
+
+
+def prefill_compute(
+    config: RunConfig, setting: Setting, chunk_tokens: int, boundaries: tuple[int, ...]
+) -> list[float]:
+    """Compute seconds of one chunk on each stage (its layers, without TP or hop transfers)."""
+    chunk = prefill_chunk(config, chunk_tokens)
+    sums = prefix(tuple(cost.compute_s for cost in layer_costs(config, setting, chunk)))
+    return [sums[stop] - sums[first] for first, stop in zip(boundaries, boundaries[1:])]
+
+
+def stage_memory(
+    config: RunConfig,
+    setting: Setting,
+    chunk_tokens: int,
+    boundaries: tuple[int, ...],
+    sizes: tuple[float, ...],
+) -> list[float]:
+    """Peak bytes per GPU of each stage: its layers' weights and KV cache, its activation
+    buffers (stage_buffers, given the chunk's boundary sizes), plus the batch's inputs on the
+    first stage and its outputs on the last (batch_bytes)."""
+    resident = prefix(resident_sizes(config, setting))
+    batch_in, batch_out = batch_bytes(config, setting)
+    last = setting.num_stages - 1
+    return [
+        resident[stop]
+        - resident[first]
+        + stage_buffers(config, setting, chunk_tokens, sizes, first, stop)
+        + batch_in * (s == 0)
+        + batch_out * (s == last)
+        for s, (first, stop) in enumerate(zip(boundaries, boundaries[1:]))
+    ]
+
+
+def stage_plans(
+    config: RunConfig,
+    setting: Setting,
+    chunk_tokens: int,
+    boundaries: tuple[int, ...],
+    placed: PartitionProblem,
+    weights: Sequence[float],
+    in_l2: Sequence[bool],
+    decode_times: Sequence[float],
+) -> tuple[StagePlan, ...]:
+    """Replica 0's stages, given their weights, L2 residency and decode times: memory
+    (stage_memory), prefill compute, and communication = a chunk's total time on the stage
+    (stage_costs: hops and TP collectives included) less its compute."""
+    memory = stage_memory(config, setting, chunk_tokens, boundaries, placed.boundary_bytes)
+    compute = prefill_compute(config, setting, chunk_tokens, boundaries)
+    totals = stage_costs(placed, boundaries)
+    return tuple(
+        StagePlan(
+            index=s,
+            ranks=ranks,
+            first_layer=boundaries[s],
+            stop_layer=boundaries[s + 1],
+            weight_bytes=weights[s],
+            memory_bytes=memory[s],
+            weights_fit_l2=in_l2[s],
+            prefill_compute_s=compute[s],
+            prefill_comm_s=totals[s] - compute[s],
+            decode_s=decode_times[s],
+        )
+        for s, ranks in enumerate(setting.stage_ranks)
+    )
+
+
+def _shared(
+    gpu: HardwareSpec, setting: Setting, elapsed_s: float, micro_batches: int, times: list[float]
+) -> float:
+    """elapsed_s when every rank of a stage (replicas x TP of them) runs `micro_batches` through
+    stages of `times` on the GPU's shared cores (pipeline.on_shared_cores)."""
+    copies = setting.replicas * setting.tp  # ranks per stage
+    return on_shared_cores(elapsed_s, copies * micro_batches * sum(times), gpu.shared_cores)
+
+
+def prefill_figures(
+    stages: Sequence[StagePlan],
+    setting: Setting,
+    workload: Workload,
+    gpu: HardwareSpec,
+    chunk_tokens: int,
+) -> PrefillFigures:
+    """The replica batch's chunks through the stages (pipeline_time), plus the engine's cost
+    per run and per micro-batch on each stage; TPS = replicas x batch tokens / seconds."""
+    micro_batches = setting.sequences * workload.seq_len // chunk_tokens
+    per_run, per_micro_batch = engine_costs(gpu, setting.mode)
+    times = [stage.prefill_s + per_micro_batch for stage in stages]
+    elapsed = per_run + pipeline_time(times, micro_batches)
+    prefill = _shared(gpu, setting, elapsed, micro_batches, times)
+    return PrefillFigures(
+        micro_batches=micro_batches,
+        prefill_s=prefill,
+        tps=setting.replicas * setting.sequences * workload.seq_len / prefill,
+        bubble_fraction=max(0.0, bubble_fraction(times, micro_batches)),
+        utilisation=utilisation(times, micro_batches),
+        comm_fraction=sum(stage.prefill_comm_s for stage in stages) / sum(times),
+    )
+
+
+def decode_figures(
+    config: RunConfig,
+    setting: Setting,
+    boundaries: tuple[int, ...],
+    placed: PartitionProblem,
+    in_l2: list[bool],
+) -> DecodeFigures:
+    """The fastest decode step with the weights `in_l2` read from L2, and the fastest with
+    every weight read from HBM (what L2 residency changed), on the GPU's shared cores."""
+    micro_batches, times, step, streamed = decode_step(config, setting, boundaries, placed, in_l2)
+    _, times_from_hbm, step_from_hbm, _ = (
+        decode_step(config, setting, boundaries, placed, [False] * len(in_l2))
+        if any(in_l2)
+        else (0, times, step, streamed)
+    )
+    gpu = config.gpu
+    return DecodeFigures(
+        micro_batches=micro_batches,
+        stage_times=tuple(times),
+        tpot_s=_shared(gpu, setting, step, micro_batches, times),
+        streamed=streamed,
+        tpot_without_l2_s=_shared(gpu, setting, step_from_hbm, micro_batches, times_from_hbm),
+    )
+
+
+def decode_stage_times(
+    config: RunConfig,
+    setting: Setting,
+    boundaries: tuple[int, ...],
+    sequences: int,
+    placed: PartitionProblem,
+    in_l2: list[bool],
+) -> list[float]:
+    """One decode micro-batch of `sequences` through each stage (weights read from L2 where
+    `in_l2`), hops over the prefill problem's links included: token ids into stage 0, logits
+    out of the head."""
+    step = decode_chunk(config, sequences)
+    per_micro_batch = engine_costs(config.gpu, setting.mode)[1]
+    sums = {
+        fits: prefix(tuple(c.total_s for c in layer_costs(config, setting, step, fits)))
+        for fits in set(in_l2)
+    }
+    sizes, hops, last = boundary_sizes(config, step), placed.links, setting.num_stages - 1
+    times = []
+    for s, fits in enumerate(in_l2):
+        first, stop = boundaries[s], boundaries[s + 1]
+        hop_in = hops[s - 1].time(sizes[first]) if s > 0 else 0.0
+        hop_out = hops[s].time(sizes[stop]) if s < last else 0.0
+        times.append(per_micro_batch + hop_in + sums[fits][stop] - sums[fits][first] + hop_out)
+    return times
+
+
+def decode_step(
+    config: RunConfig,
+    setting: Setting,
+    boundaries: tuple[int, ...],
+    placed: PartitionProblem,
+    in_l2: list[bool],
+) -> tuple[int, list[float], float, bool]:
+    """The fastest decode step of all the replica's sequences: (micro-batches, stage times of
+    one micro-batch, seconds per step, streamed). Splitting pays when the pipeline can stream
+    steps (micro-batches >= stages keep every stage busy) or when attention over the KV cache,
+    not the weights, dominates a stage."""
+    options = []
+    steps = max(1, config.workload.decode_steps)
+    chosen = (
+        config.baseline if setting.mode == "baseline" else config.layerwise
+    ).decode_micro_batches
+    candidates = divisor_ladder(setting.sequences) if chosen == "auto" else [chosen]
+    per_run = engine_costs(config.gpu, setting.mode)[0]
+    for micro_batches in candidates:
+        sequences = setting.sequences // micro_batches
+        times = decode_stage_times(config, setting, boundaries, sequences, placed, in_l2)
+        period, streamed = decode_period(times, micro_batches, steps)
+        period += per_run / (steps if streamed else 1)
+        options.append((period, micro_batches, times, streamed))
+    step, micro_batches, times, streamed = min(options, key=lambda option: option[:2])
+    return micro_batches, times, step, streamed
