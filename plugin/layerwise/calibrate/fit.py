@@ -1,7 +1,7 @@
 """What launch/calibrate.py measures and how its timings become a hardware profile: the grid
-of shapes a config needs and the fits (pure; the timing itself is runtime/calibrate.py's).
+of shapes a config needs and the fits (pure; the timing itself is calibrate/kernels.py's).
 
-Every fitted figure keeps the model's own formula (cost.py): a kernel costs
+Every fitted figure keeps the model's own formula (costmodel/kernels.py): a kernel costs
 fixed + max(FLOPs / rate, bytes / bandwidth), so a rate is FLOPs / (time - fixed) and a
 bandwidth the slope of time over bytes.
 """

@@ -1,6 +1,6 @@
 """Host time of one layer call, the layer_host_us of a profile: the config's model rebuilt at
 the smallest shape of its kind, so its kernels cost next to nothing and what a call takes is
-Python, module and framework dispatch (runtime/calibrate.py times it)."""
+Python, module and framework dispatch (calibrate/kernels.py's timer)."""
 
 import math
 from dataclasses import replace
