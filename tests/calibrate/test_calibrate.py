@@ -2,7 +2,8 @@
 
 The figures are timings, so they are checked for what the profile must hold together (every
 shape and token count measured, the L2 verdict matching its own experiment, provenance), not
-for speed; accuracy is judged on stored runs the calibration never saw (tests/costmodel/test_accuracy.py).
+for speed; accuracy is judged on stored runs the calibration never saw
+(tests/costmodel/test_accuracy.py).
 """
 
 import json

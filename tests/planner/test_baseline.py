@@ -5,6 +5,7 @@ import pytest
 
 from layerwise.config.load import load_config, parse_config
 from layerwise.partition.search import stage_costs
+from layerwise.planner.inputs import plan_inputs
 from layerwise.planner.plan import make_plan
 from layerwise.planner.setting import problem
 from tests.conftest import CONFIGS
@@ -37,7 +38,8 @@ def test_uneven_megatron_baseline_for_llama_405b():
         and f"num_layers_in_last_pipeline_stage = {counts[-1]}" in note
         for note in layout.notes
     )
-    placed = problem(config, baseline_setting(config), layout.chunk_tokens)
+    inputs = plan_inputs(config)
+    placed = problem(inputs, baseline_setting(inputs, config.baseline), layout.chunk_tokens)
     ours = max(stage_costs(placed, bounds))
     for other in uneven_counts(126, 8, False):
         assert ours <= max(stage_costs(placed, pipeline_boundaries(config.model, other))) * (
@@ -72,7 +74,8 @@ def test_uneven_split_search_matches_every_split_megatron_accepts(model, tp, pp,
     data = llama_data("llama-3.1-8b", tp * pp, tp, pp)
     data["model"], data["workload"] = model, {"batch_size": batch, "seq_len": 8192}
     config = parse_config(data)
-    placed = problem(config, baseline_setting(config), 8192)
+    inputs = plan_inputs(config)
+    placed = problem(inputs, baseline_setting(inputs, config.baseline), 8192)
     blocks, pairs = config.model.num_layers, config.model.kind == "dense"
     every = [pipeline_boundaries(config.model, c) for c in uneven_counts(blocks, pp, pairs)]
     fit = [bounds for bounds in every if fits_capacity(placed, bounds)]
@@ -83,7 +86,7 @@ def test_uneven_split_search_matches_every_split_megatron_accepts(model, tp, pp,
         return sum(abs(c - blocks / pp) for c in block_counts(config.model, bounds))
 
     ties = [b for b in fit if max(stage_costs(placed, b)) <= slowest * (1 + 1e-9)]
-    ours = baseline_boundaries(config, placed)
+    ours = baseline_boundaries(config.model, tp, placed)
     assert fits_capacity(placed, ours)
     assert max(stage_costs(placed, ours)) <= slowest * (1 + 1e-9)
     assert distance(ours) == pytest.approx(min(distance(b) for b in ties))

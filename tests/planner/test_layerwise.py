@@ -6,6 +6,7 @@ import pytest
 
 from layerwise.config.load import load_config, parse_config
 from layerwise.partition.search import stage_costs, uniform_boundaries
+from layerwise.planner.inputs import plan_inputs
 from layerwise.planner.layerwise import layerwise_setting, plan_layerwise
 from layerwise.planner.plan import make_plan
 from layerwise.planner.setting import problem
@@ -17,7 +18,9 @@ def test_layerwise_never_worse_than_an_even_split(seed_data):
     seed_data["layerwise"]["replicas"] = 1  # one pipeline of 16 stages
     config = parse_config(seed_data)
     layout = make_plan(config).layerwise
-    placed = problem(config, layerwise_setting(config, layout.replicas), layout.chunk_tokens)
+    inputs = plan_inputs(config)
+    setting = layerwise_setting(inputs, layout.replicas, "auto")
+    placed = problem(inputs, setting, layout.chunk_tokens)
     even = max(stage_costs(placed, uniform_boundaries(16, len(layout.stages))))
     assert max(s.prefill_s for s in layout.stages) <= even
 
@@ -37,7 +40,7 @@ def test_replica_options_price_the_same_layout_per_replica_count():
     options = {replicas: (tps, tpot) for replicas, tps, tpot in plan.replica_options}
     assert sorted(options) == [1, 2, 4, 8, 16]
     for replicas, figures in options.items():
-        layout = plan_layerwise(config, replicas)
+        layout = plan_layerwise(plan_inputs(config), config.layerwise, config.objective, replicas)
         assert figures == (layout.tps, layout.tpot_s)
     assert options[plan.layerwise.replicas] == (plan.layerwise.tps, plan.layerwise.tpot_s)
 
@@ -48,7 +51,8 @@ def test_auto_replicas_is_the_best_for_the_objective(seed_data, objective):
     config = parse_config(seed_data)
     plan = make_plan(config)
     assert plan.layerwise == plan.best_layerwise
-    assert plan_layerwise(config).replicas == plan.layerwise.replicas
+    layout = plan_layerwise(plan_inputs(config), config.layerwise, config.objective)
+    assert layout.replicas == plan.layerwise.replicas
     figure = (lambda tps, tpot: -tps) if objective == "throughput" else (lambda tps, tpot: tpot)
     best = min(figure(tps, tpot) for _, tps, tpot in plan.replica_options)
     chosen = figure(plan.layerwise.tps, plan.layerwise.tpot_s)

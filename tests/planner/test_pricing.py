@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from layerwise.config.load import parse_config
+from layerwise.planner.inputs import plan_inputs
 from layerwise.planner.layerwise import layerwise_setting
 from layerwise.planner.plan import make_plan
 from layerwise.planner.pricing import decode_figures, prefill_figures, price, stage_memory
@@ -51,8 +52,8 @@ def test_first_and_last_stage_hold_a_batch_of_activations(round_plan):
     assert stages[2].memory_bytes == middle
     assert stages[0].memory_bytes == pytest.approx(middle + 8e6)
     assert stages[3].memory_bytes == pytest.approx(middle + 8e6)
-    config = round_plan.config
-    room = problem(config, layerwise_setting(config, 1), 1000).capacity_bytes
+    inputs = plan_inputs(round_plan.config)
+    room = problem(inputs, layerwise_setting(inputs, 1, "auto"), 1000).capacity_bytes
     assert room[0] == room[3] == pytest.approx(room[1] - 8e6) and room[1] == room[2]
 
 
@@ -120,24 +121,24 @@ def test_engine_run_cost_is_paid_once_per_decode_run(tmp_path):
 def test_price_is_the_composition_of_its_parts(round_plan):
     """Re-pricing the plan's placement gives the same layout; its figures are those of the
     stage, prefill, decode and memory functions."""
-    config, layout = round_plan.config, round_plan.layerwise
-    setting = layerwise_setting(config, layout.replicas)
+    inputs, layout = plan_inputs(round_plan.config), round_plan.layerwise
+    setting = layerwise_setting(inputs, layout.replicas, "auto")
     boundaries = (0, *(stage.stop_layer for stage in layout.stages))
-    priced = price(config, setting, layout.chunk_tokens, boundaries)
+    priced = price(inputs, setting, layout.chunk_tokens, boundaries)
     assert priced == replace(layout, notes=())
-    placed = problem(config, setting, layout.chunk_tokens)
-    memory = stage_memory(config, setting, layout.chunk_tokens, boundaries, placed.boundary_bytes)
+    placed = problem(inputs, setting, layout.chunk_tokens)
+    memory = stage_memory(inputs, setting, layout.chunk_tokens, boundaries, placed.boundary_bytes)
     assert [stage.memory_bytes for stage in priced.stages] == memory
     assert priced.memory_bytes_per_gpu == max(memory)
     prefill = prefill_figures(
-        priced.stages, setting, config.workload, config.gpu, layout.chunk_tokens
+        priced.stages, setting, inputs.workload, inputs.gpu, layout.chunk_tokens
     )
     assert (prefill.prefill_s, prefill.tps, prefill.micro_batches) == (
         priced.prefill_s,
         priced.tps,
         priced.micro_batches,
     )
-    decode = decode_figures(config, setting, boundaries, placed, [False] * len(priced.stages))
+    decode = decode_figures(inputs, setting, boundaries, placed, [False] * len(priced.stages))
     assert decode.stage_times == tuple(stage.decode_s for stage in priced.stages)
     assert decode.tpot_s == decode.tpot_without_l2_s == priced.tpot_s  # no L2 on this profile
 
@@ -145,13 +146,13 @@ def test_price_is_the_composition_of_its_parts(round_plan):
 def test_prefill_figures_need_only_the_stages_setting_workload_and_gpu(round_plan):
     """Two stages of 4 and 6 ms, 4 chunks: 10 + 3 x 6 = 28 ms for the batch's 4,000 tokens;
     comm is 2 of the 10 ms a chunk spends on the stages."""
-    config = round_plan.config
+    inputs = plan_inputs(round_plan.config)
     stages = tuple(
         replace(stage, prefill_compute_s=compute, prefill_comm_s=comm)
         for stage, compute, comm in zip(round_plan.layerwise.stages[:2], (4e-3, 4e-3), (0, 2e-3))
     )
-    setting = replace(layerwise_setting(config, 2), sequences=4)
-    figures = prefill_figures(stages, setting, config.workload, config.gpu, 1000)
+    setting = replace(layerwise_setting(inputs, 2, "auto"), sequences=4)
+    figures = prefill_figures(stages, setting, inputs.workload, inputs.gpu, 1000)
     assert figures.micro_batches == 4
     assert figures.prefill_s == pytest.approx(28e-3)
     assert figures.tps == pytest.approx(2 * 4000 / 28e-3)

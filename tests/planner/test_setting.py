@@ -4,6 +4,7 @@ stage's room."""
 import pytest
 
 from layerwise.config.load import parse_config
+from layerwise.planner.inputs import plan_inputs
 from layerwise.planner.setting import problem
 from tests.planner.plans import llama_data
 
@@ -13,7 +14,8 @@ def test_partition_problem_sizes_of_embedding_blocks_and_head():
     from layerwise.planner.baseline import baseline_setting
 
     config = parse_config(llama_data("llama-3.1-8b", 8, 2, 4))
-    placed = problem(config, baseline_setting(config), 1024)
+    inputs = plan_inputs(config)
+    placed = problem(inputs, baseline_setting(inputs, config.baseline), 1024)
     assert len(placed.layer_costs) == 32 + 2
     sizes = placed.boundary_bytes
     assert sizes[0] == 1024 * 8  # int64 token ids into the embedding
@@ -36,7 +38,8 @@ def test_first_stage_holds_token_ids_and_last_stage_logits():
     from layerwise.planner.baseline import baseline_setting
 
     config = parse_config(llama_data("llama-3.1-8b", 8, 2, 4))
-    room = problem(config, baseline_setting(config), 1024).capacity_bytes
+    inputs = plan_inputs(config)
+    room = problem(inputs, baseline_setting(inputs, config.baseline), 1024).capacity_bytes
     m, h, v, b = 1024, 4096, 128256, 2
     assert room[1] == room[2]
     assert room[1] - room[0] == pytest.approx(8 * 1024 * 8 + 2 * (m * 8 - m * h * b))

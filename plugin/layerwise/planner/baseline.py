@@ -10,10 +10,12 @@ the last stage's shrinks, so the best f is where they cross, found by bisection:
 O(L / (P - 2) x log L) splits priced, not all.
 """
 
-from layerwise.config.sections import RunConfig
+from layerwise.config.sections import BaselineOptions
+from layerwise.model.spec import ModelSpec
 from layerwise.partition.search import PartitionProblem
 from layerwise.planner.choose import best_of, fitting
 from layerwise.planner.grid import megatron_grid
+from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.pricing import price
 from layerwise.planner.records import Layout
 from layerwise.planner.setting import Setting, chunk_candidates, prefix, problem
@@ -21,15 +23,16 @@ from layerwise.planner.splits import even_counts, pipeline_boundaries
 from layerwise.planner.tolerances import EQUAL_TIMES
 
 
-def baseline_setting(config: RunConfig) -> Setting:
+def baseline_setting(inputs: PlanInputs, options: BaselineOptions) -> Setting:
     """Megatron's rank order: TP groups of consecutive ranks, then pipeline stages."""
-    tp, pp = config.baseline.tensor_parallel, config.baseline.pipeline_parallel
+    tp, pp = options.tensor_parallel, options.pipeline_parallel
     return Setting(
         mode="baseline",
         tp=tp,
         replicas=1,
         grid=megatron_grid(tp, pp),
-        sequences=config.workload.batch_size,
+        sequences=inputs.workload.batch_size,
+        decode_micro_batches=options.decode_micro_batches,
     )
 
 
@@ -153,12 +156,15 @@ def _nearest_even(splits: _Splits, options, step: int, limit: float, memory: boo
     return min(chosen)[1]
 
 
-def baseline_boundaries(config: RunConfig, placed: PartitionProblem) -> tuple[int, ...]:
+def baseline_boundaries(
+    model: ModelSpec, tensor_parallel: int, placed: PartitionProblem
+) -> tuple[int, ...]:
     """Pipeline-layer boundaries of the megatron split: even when P divides the blocks, else
     the uneven split with the smallest slowest stage among those that fit memory (all of them
-    if none fits), nearest to even on a tie."""
-    model, stages = config.model, placed.num_stages
-    pairs = model.kind == "dense" and config.baseline.tensor_parallel > 1
+    if none fits), nearest to even on a tie. Dense blocks under TP (tensor_parallel > 1) split
+    in pairs."""
+    stages = placed.num_stages
+    pairs = model.kind == "dense" and tensor_parallel > 1
     even = even_counts(model.num_layers, stages, pairs)
     if even:
         return pipeline_boundaries(model, even)
@@ -178,14 +184,15 @@ def baseline_boundaries(config: RunConfig, placed: PartitionProblem) -> tuple[in
     return _nearest_even(splits, close, step, limit, memory)
 
 
-def plan_baseline(config: RunConfig) -> Layout:
+def plan_baseline(inputs: PlanInputs, options: BaselineOptions) -> Layout:
     """Megatron's split for each chunk size; raises CapacityError if none fits."""
-    setting = baseline_setting(config)
+    setting = baseline_setting(inputs, options)
+    model = inputs.model
     layouts = []
-    for chunk in chunk_candidates(config, setting, config.baseline.micro_batches):
-        boundaries = baseline_boundaries(config, problem(config, setting, chunk))
-        layouts.append(price(config, setting, chunk, boundaries))
-    what = f"TP={setting.tp} x PP={setting.num_stages} of {config.model.num_layers} blocks"
-    if config.model.vocab_size:
+    for chunk in chunk_candidates(inputs, setting, options.micro_batches):
+        boundaries = baseline_boundaries(model, setting.tp, problem(inputs, setting, chunk))
+        layouts.append(price(inputs, setting, chunk, boundaries))
+    what = f"TP={setting.tp} x PP={setting.num_stages} of {model.num_layers} blocks"
+    if model.vocab_size:
         what += " + embedding + LM head"
-    return best_of(config.gpu, fitting(config.gpu, layouts, what))
+    return best_of(inputs.gpu, fitting(inputs.gpu, layouts, what))

@@ -1,13 +1,14 @@
 """Why a layout looks the way it does, in sentences with numbers (shown under each stage table)."""
 
-from layerwise.config.sections import RunConfig
 from layerwise.costmodel.kernels import allreduces_per_layer
+from layerwise.hardware.spec import HardwareSpec
+from layerwise.model.spec import ModelSpec
 from layerwise.partition.search import stage_costs, uniform_boundaries
-from layerwise.planner.baseline import baseline_setting
+from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.layerwise import layerwise_setting
 from layerwise.planner.pricing import chunk_tile_bytes
 from layerwise.planner.records import Layout
-from layerwise.planner.setting import dtype_bytes, l2_budget, problem
+from layerwise.planner.setting import problem
 from layerwise.planner.splits import FIRST_KEY, LAST_KEY, block_counts, megatron_keys
 
 MIB = 2**20
@@ -18,8 +19,7 @@ def _spread(counts) -> str:
     return f"{low}-{high}" if low != high else str(low)
 
 
-def _ends(config: RunConfig) -> str:
-    model = config.model
+def _ends(model: ModelSpec) -> str:
     if not model.vocab_size:
         return ""
     return (
@@ -28,10 +28,10 @@ def _ends(config: RunConfig) -> str:
     )
 
 
-def _placement(config: RunConfig, layout: Layout) -> str:
+def _placement(inputs: PlanInputs, layout: Layout) -> str:
     stages = len(layout.stages)
     if layout.mode == "baseline":
-        counts = block_counts(config.model, (0, *(s.stop_layer for s in layout.stages)))
+        counts = block_counts(inputs.model, (0, *(s.stop_layer for s in layout.stages)))
         keys = megatron_keys(counts)
         middle = f", {counts[1]} blocks on each middle stage" if stages > 2 else ""
         split = (
@@ -41,32 +41,32 @@ def _placement(config: RunConfig, layout: Layout) -> str:
             else "an even split, Megatron's default layout"
         )
         return (
-            f"{config.hardware.gpus} GPUs = TP {layout.tensor_parallel} (consecutive ranks) x "
-            f"PP {stages} stages of {_spread(counts)} blocks: {split}{_ends(config)}"
+            f"{inputs.gpus} GPUs = TP {layout.tensor_parallel} (consecutive ranks) x "
+            f"PP {stages} stages of {_spread(counts)} blocks: {split}{_ends(inputs.model)}"
         )
     spread = _spread([stage.num_layers for stage in layout.stages])
     return (
-        f"{config.hardware.gpus} GPUs = {layout.replicas} replica(s) x {stages} stages of "
-        f"{spread} whole layers; replica d runs stage s on rank d*{stages}+s{_ends(config)}"
+        f"{inputs.gpus} GPUs = {layout.replicas} replica(s) x {stages} stages of "
+        f"{spread} whole layers; replica d runs stage s on rank d*{stages}+s{_ends(inputs.model)}"
     )
 
 
-def _chunking(config: RunConfig, layout: Layout) -> str:
-    tile = chunk_tile_bytes(config.model, dtype_bytes(config), layout.chunk_tokens)
+def _chunking(inputs: PlanInputs, layout: Layout) -> str:
+    tile = chunk_tile_bytes(inputs.model, inputs.dtype_bytes, layout.chunk_tokens)
     fits = "fit" if layout.chunk_fits_l2 else "exceed"
     return (
         f"chunk {layout.chunk_tokens:,} tokens, {layout.micro_batches:,} micro-batches per "
         f"batch, bubble {layout.bubble_fraction:.1%}; its in+out tiles ({tile / MIB:,.1f} MiB) "
-        f"{fits} the L2 budget ({l2_budget(config) / MIB:.1f} MiB)"
+        f"{fits} the L2 budget ({inputs.l2_budget_bytes / MIB:.1f} MiB)"
     )
 
 
-def _residency(config: RunConfig, layout: Layout) -> str:
+def _residency(inputs: PlanInputs, layout: Layout) -> str:
     """Which stages' weights fit the L2 budget and how much that changed the predicted TPOT,
     or that L2 is not priced on this profile."""
     resident = sum(stage.weights_fit_l2 for stage in layout.stages)
     largest = max(stage.weight_bytes for stage in layout.stages)
-    gpu = config.gpu
+    gpu = inputs.gpu
     if not gpu.l2_gbs:
         return (
             f"L2 not priced: profile {gpu.name} measured no L2 gain (launch/calibrate.py "
@@ -82,7 +82,7 @@ def _residency(config: RunConfig, layout: Layout) -> str:
         )
     return (
         f"no stage's weights fit the L2 budget (up to {largest / MIB:,.0f} MiB per GPU vs "
-        f"{l2_budget(config) / MIB:.1f} MiB): decode streams weights from HBM"
+        f"{inputs.l2_budget_bytes / MIB:.1f} MiB): decode streams weights from HBM"
     )
 
 
@@ -100,13 +100,13 @@ def _bottleneck(layout: Layout) -> str:
     )
 
 
-def _versus_uniform(config: RunConfig, layout: Layout) -> str:
+def _versus_uniform(inputs: PlanInputs, layout: Layout) -> str:
     """The same costs placed by layer count, as DeepSpeed's 'uniform' (and, for identical
     layers, 'parameters') would place them."""
-    setting = layerwise_setting(config, layout.replicas)
-    placed = problem(config, setting, layout.chunk_tokens)
+    setting = layerwise_setting(inputs, layout.replicas, layout.decode_micro_batches)
+    placed = problem(inputs, setting, layout.chunk_tokens)
     uniform = max(
-        stage_costs(placed, uniform_boundaries(config.model.pipeline_layers, setting.num_stages))
+        stage_costs(placed, uniform_boundaries(inputs.model.pipeline_layers, setting.num_stages))
     )
     ours = max(stage.prefill_s for stage in layout.stages)
     return (
@@ -127,45 +127,46 @@ def _empty_stages(layout: Layout) -> list[str]:
     ]
 
 
-def _tensor_parallel(config: RunConfig, layout: Layout) -> str:
+def _tensor_parallel(model: ModelSpec, layout: Layout) -> str:
     reduces = sum(
-        allreduces_per_layer(config.model, layer, layout.tensor_parallel)
-        for layer in range(config.model.pipeline_layers)
+        allreduces_per_layer(model, layer, layout.tensor_parallel)
+        for layer in range(model.pipeline_layers)
     )
-    setting = baseline_setting(config)
-    gather = " and one all-gather of the logits (LM head)" if config.model.vocab_size else ""
+    gather = " and one all-gather of the logits (LM head)" if model.vocab_size else ""
     return (
         f"{reduces} all-reduces{gather} per chunk across the model "
-        f"(about {reduces // max(1, setting.num_stages)} per stage), "
+        f"(about {reduces // max(1, len(layout.stages))} per stage), "
         f"{layout.comm_fraction:.0%} of stage time is communication"
     )
 
 
-def _host_time(config: RunConfig) -> list[str]:
+def _host_time(model: ModelSpec, gpu: HardwareSpec) -> list[str]:
     """A warning when the profile measured host time per layer call, but not for this model's
     kinds of layer (they are then priced without it)."""
-    model, measured = config.model, config.gpu.layer_host_us
+    measured = gpu.layer_host_us
     missing = sorted({model.host_key(i) for i in range(model.pipeline_layers)} - set(measured))
     if not measured or not missing:
         return []
     return [
-        f"profile {config.gpu.name} has no host time per call of {', '.join(missing)} layers "
+        f"profile {gpu.name} has no host time per call of {', '.join(missing)} layers "
         f"(it has {', '.join(sorted(measured))}): they are priced without it; run "
         f"launch/calibrate.py with this config"
     ]
 
 
-def explain(config: RunConfig, layout: Layout) -> tuple[str, ...]:
+def explain(inputs: PlanInputs, layout: Layout) -> tuple[str, ...]:
+    """The layout's reasons: placement, chunking, bottleneck, L2 residency, host-time gaps, and
+    per layout the uniform split it beats (layer-wise) or its TP all-reduces (baseline)."""
     found = [
-        _placement(config, layout),
-        _chunking(config, layout),
+        _placement(inputs, layout),
+        _chunking(inputs, layout),
         _bottleneck(layout),
-        _residency(config, layout),
-        *_host_time(config),
+        _residency(inputs, layout),
+        *_host_time(inputs.model, inputs.gpu),
     ]
     if layout.mode == "layerwise":
-        found.append(_versus_uniform(config, layout))
+        found.append(_versus_uniform(inputs, layout))
         found += _empty_stages(layout)
     elif layout.tensor_parallel > 1:
-        found.append(_tensor_parallel(config, layout))
+        found.append(_tensor_parallel(inputs.model, layout))
     return tuple(found)

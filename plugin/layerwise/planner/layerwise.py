@@ -7,66 +7,76 @@ objective (choose.best_for) of every count searched (replicas.searched_counts).
 """
 
 from layerwise.config.replicas import searched_counts
-from layerwise.config.sections import RunConfig
+from layerwise.config.sections import Auto, LayerwiseOptions, Objective
 from layerwise.costmodel.pipeline import pipeline_time
 from layerwise.errors import CapacityError
 from layerwise.partition.search import partition
 from layerwise.planner.choose import best_for, best_of, fitting
 from layerwise.planner.grid import layerwise_grid
+from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.pricing import price
 from layerwise.planner.records import Layout
 from layerwise.planner.setting import Setting, chunk_candidates, engine_costs, problem
 from layerwise.planner.tolerances import SAME_FIGURE
 
 
-def layerwise_setting(config: RunConfig, replicas: int) -> Setting:
+def layerwise_setting(
+    inputs: PlanInputs, replicas: int, decode_micro_batches: int | Auto
+) -> Setting:
     """Replica d runs its stage s on rank d * stages + s, so a replica fills whole nodes."""
     return Setting(
         mode="layerwise",
         tp=1,
         replicas=replicas,
-        grid=layerwise_grid(replicas, config.hardware.gpus // replicas),
-        sequences=config.workload.batch_size // replicas,
+        grid=layerwise_grid(replicas, inputs.gpus // replicas),
+        sequences=inputs.workload.batch_size // replicas,
+        decode_micro_batches=decode_micro_batches,
     )
 
 
-def layerwise_options(config: RunConfig) -> tuple[tuple[Layout, ...], CapacityError | None]:
+def layerwise_options(
+    inputs: PlanInputs, options: LayerwiseOptions
+) -> tuple[tuple[Layout, ...], CapacityError | None]:
     """The layer-wise layout at every replica count searched (replicas.searched_counts) that
     fits, and the CapacityError of the deepest pipeline that does not (None if all fit): the
     deepest needs the least memory per GPU, so its shortfall is the one worth reporting."""
-    model, gpus, work = config.model, config.hardware.gpus, config.workload
-    counts, _ = searched_counts(model, gpus, work, config.layerwise)
+    counts, _ = searched_counts(inputs.model, inputs.gpus, inputs.workload, options)
     found, error = [], None
     for replicas in counts:
         try:
-            found.append(plan_replicas(config, replicas))
+            found.append(plan_replicas(inputs, options, replicas))
         except CapacityError as failure:
             error = error or failure
     return tuple(found), error
 
 
-def plan_layerwise(config: RunConfig, replicas: int | None = None) -> Layout:
+def plan_layerwise(
+    inputs: PlanInputs,
+    options: LayerwiseOptions,
+    objective: Objective,
+    replicas: int | None = None,
+) -> Layout:
     """The layer-wise layout at `replicas` (default: the configured count, or for "auto" the
     best for the objective of every count searched); raises CapacityError if none fits."""
-    replicas = replicas or config.layerwise.replicas
+    replicas = replicas or options.replicas
     if replicas != "auto":
-        return plan_replicas(config, replicas)
-    found, error = layerwise_options(config)
+        return plan_replicas(inputs, options, replicas)
+    found, error = layerwise_options(inputs, options)
     if not found:
         raise error
-    return best_for(config.objective, found)
+    return best_for(objective, found)
 
 
-def plan_replicas(config: RunConfig, replicas: int) -> Layout:
+def plan_replicas(inputs: PlanInputs, options: LayerwiseOptions, replicas: int) -> Layout:
     """Exact partition for each chunk size; raises CapacityError if none fits. Only the chunks
     whose prefill time is within SAME_FIGURE of the fastest get fully priced (decode included):
     time <= fastest / (1 - SAME_FIGURE) is tokens/s >= the best's x (1 - SAME_FIGURE)."""
-    setting = layerwise_setting(config, replicas)
-    units = setting.sequences * config.workload.seq_len
-    placed, error, per_micro_batch = [], None, engine_costs(config.gpu, "layerwise")[1]
-    for chunk in chunk_candidates(config, setting, config.layerwise.micro_batches):
+    setting = layerwise_setting(inputs, replicas, options.decode_micro_batches)
+    units = setting.sequences * inputs.workload.seq_len
+    placed, error, per_micro_batch = [], None, engine_costs(inputs.gpu, "layerwise")[1]
+    for chunk in chunk_candidates(inputs, setting, options.micro_batches):
         try:
-            found = partition(problem(config, setting, chunk))
+            found = partition(problem(inputs, setting, chunk))
         except CapacityError as failure:
             error = failure
             continue
@@ -76,9 +86,9 @@ def plan_replicas(config: RunConfig, replicas: int) -> Layout:
         raise error
     fastest = min(seconds for seconds, _, _ in placed)
     priced = [
-        price(config, setting, chunk, found.boundaries)
+        price(inputs, setting, chunk, found.boundaries)
         for seconds, chunk, found in placed
         if seconds <= fastest / (1 - SAME_FIGURE)
     ]
-    what = f"{setting.num_stages} layer-wise stages of {config.model.pipeline_layers} layers"
-    return best_of(config.gpu, fitting(config.gpu, priced, what))
+    what = f"{setting.num_stages} layer-wise stages of {inputs.model.pipeline_layers} layers"
+    return best_of(inputs.gpu, fitting(inputs.gpu, priced, what))

@@ -5,37 +5,40 @@ recommendation is the best for the run's objective of the baseline, as configure
 layer-wise layout (choose.best_for); its reason calls two figures a tie exactly when best_for
 does (within tolerances.SAME_FIGURE) and quotes that tolerance."""
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from layerwise.config.replicas import REPLICA_OPTIONS_MAX_GPUS, searched_counts
-from layerwise.config.sections import Mode, Objective, RunConfig
+from layerwise.config.sections import LayerwiseOptions, Mode, Objective, RunConfig
 from layerwise.costmodel.kernels import model_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.planner.baseline import plan_baseline
 from layerwise.planner.choose import best_for, tpot_cost, tps_cost, within_tie
 from layerwise.planner.explain import explain
+from layerwise.planner.inputs import PlanInputs, plan_inputs
 from layerwise.planner.layerwise import layerwise_options, plan_replicas
 from layerwise.planner.records import Layout, Plan
 from layerwise.planner.tolerances import SAME_FIGURE, percent
 
 
-def roofline_tps(config: RunConfig) -> float:
+def roofline_tps(inputs: PlanInputs) -> float:
     """Prefill tokens/s if every GPU ran at the datasheet peak on the model's FLOPs (blocks,
     embedding and LM head)."""
-    flops_per_token = model_flops(config.model, config.workload.seq_len)
-    return config.hardware.gpus * config.gpu.peak_tflops * 1e12 / flops_per_token
+    flops_per_token = model_flops(inputs.model, inputs.workload.seq_len)
+    return inputs.gpus * inputs.gpu.peak_tflops * 1e12 / flops_per_token
 
 
-def _noted(config: RunConfig, layout: Layout | None) -> Layout | None:
-    return None if layout is None else replace(layout, notes=explain(config, layout))
+def _noted(inputs: PlanInputs, layout: Layout | None) -> Layout | None:
+    return None if layout is None else replace(layout, notes=explain(inputs, layout))
 
 
-def _try(builder, config: RunConfig) -> tuple[Layout | None, str]:
+def _try(inputs: PlanInputs, build: Callable[[], Layout]) -> tuple[Layout | None, str]:
+    """The layout `build` plans, with its notes, or None and why it does not fit."""
     try:
-        layout = builder(config)
+        layout = build()
     except CapacityError as error:
         return None, str(error)
-    return _noted(config, layout), ""
+    return _noted(inputs, layout), ""
 
 
 def label(layout: Layout) -> str:
@@ -117,18 +120,23 @@ def _recommend(
 
 
 def _configured(
-    config: RunConfig, options: tuple[Layout, ...], best: Layout | None, error: str
+    inputs: PlanInputs,
+    options: LayerwiseOptions,
+    priced: tuple[Layout, ...],
+    best: Layout | None,
+    error: str,
 ) -> tuple[Layout | None, str]:
-    """The layer-wise layout the run uses: the best under "auto", else the configured count."""
-    replicas = config.layerwise.replicas
+    """The layer-wise layout the run uses: the best under "auto", else the configured count
+    (priced again when it is not among the `priced` ones, to tell why it does not fit)."""
+    replicas = options.replicas
     if replicas == "auto":
         return best, "" if best is not None else error
     if best is not None and best.replicas == replicas:
         return best, ""
-    for layout in options:
+    for layout in priced:
         if layout.replicas == replicas:
-            return _noted(config, layout), ""
-    return _try(lambda c: plan_replicas(c, replicas), config)  # to tell why it does not fit
+            return _noted(inputs, layout), ""
+    return _try(inputs, lambda: plan_replicas(inputs, options, replicas))
 
 
 def compared_text(plan: Plan) -> str:
@@ -150,11 +158,10 @@ def compared_text(plan: Plan) -> str:
     return f"{baseline}; layer-wise at {counts} replicas{subset}" + (found if best else "")
 
 
-def _advice(config: RunConfig, layerwise: Layout | None, best: Layout | None) -> str:
+def _advice(objective: Objective, layerwise: Layout | None, best: Layout | None) -> str:
     """When an explicit replica count is not the best one priced, how to get the best."""
     if layerwise is None or best is None or best.replicas == layerwise.replicas:
         return ""
-    objective = config.objective
     return (
         f". layerwise.replicas = {layerwise.replicas} gives {_figure(objective, layerwise)}; "
         f'set it to {best.replicas} or "auto" for {_figure(objective, best)}'
@@ -162,29 +169,31 @@ def _advice(config: RunConfig, layerwise: Layout | None, best: Layout | None) ->
 
 
 def make_plan(config: RunConfig) -> Plan:
-    """Plan both layouts. The config's own mode must fit: otherwise ConfigError with the numbers."""
-    baseline, baseline_error = _try(plan_baseline, config)
-    options, failure = layerwise_options(config)
-    best = _noted(config, best_for(config.objective, options)) if options else None
-    layerwise, layerwise_error = _configured(config, options, best, str(failure or ""))
+    """Plan both layouts. The config's own mode must fit: otherwise ConfigError with the numbers.
+    What pricing reads of the config is taken once (plan_inputs) and handed down."""
+    inputs = plan_inputs(config)
+    baseline, baseline_error = _try(inputs, lambda: plan_baseline(inputs, config.baseline))
+    options, failure = layerwise_options(inputs, config.layerwise)
+    best = _noted(inputs, best_for(config.objective, options)) if options else None
+    layerwise, layerwise_error = _configured(
+        inputs, config.layerwise, options, best, str(failure or "")
+    )
     own_error = baseline_error if config.mode == "baseline" else layerwise_error
     if own_error:
         raise ConfigError(
             [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
         )
     recommended, reason = _recommend(config.objective, baseline, best)
-    _, subset = searched_counts(
-        config.model, config.hardware.gpus, config.workload, config.layerwise
-    )
+    _, subset = searched_counts(inputs.model, inputs.gpus, inputs.workload, config.layerwise)
     plan = Plan(
         config=config,
         baseline=baseline,
         baseline_error=baseline_error,
         layerwise=layerwise,
         layerwise_error=layerwise_error,
-        roofline_tps=roofline_tps(config),
+        roofline_tps=roofline_tps(inputs),
         recommended=recommended,
-        reason=reason + _advice(config, layerwise, best),
+        reason=reason + _advice(config.objective, layerwise, best),
         replica_options=tuple((lay.replicas, lay.tps, lay.tpot_s) for lay in options),
         best_layerwise=best,
         replica_subset=subset,

@@ -9,7 +9,7 @@ stages (prefill_figures).
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from layerwise.config.sections import RunConfig, Workload
+from layerwise.config.sections import Workload
 from layerwise.costmodel.pipeline import (
     bubble_fraction,
     decode_period,
@@ -20,6 +20,7 @@ from layerwise.costmodel.pipeline import (
 from layerwise.hardware.spec import HardwareSpec
 from layerwise.model.spec import ModelSpec
 from layerwise.partition.search import PartitionProblem, stage_costs
+from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.records import Layout, StagePlan
 from layerwise.planner.setting import (
     Setting,
@@ -28,9 +29,7 @@ from layerwise.planner.setting import (
     chunk_unit,
     decode_chunk,
     divisor_ladder,
-    dtype_bytes,
     engine_costs,
-    l2_budget,
     layer_costs,
     prefill_chunk,
     prefix,
@@ -67,22 +66,22 @@ class DecodeFigures:
 
 
 def price(
-    config: RunConfig, setting: Setting, chunk_tokens: int, boundaries: tuple[int, ...]
+    inputs: PlanInputs, setting: Setting, chunk_tokens: int, boundaries: tuple[int, ...]
 ) -> Layout:
     """Price a fixed placement: the prefill pipeline, one decode step and peak memory per GPU."""
-    placed = problem(config, setting, chunk_tokens)
-    weights = stage_weights(config, setting, boundaries)
-    in_l2 = [0 < held <= l2_budget(config) for held in weights]
-    decode = decode_figures(config, setting, boundaries, placed, in_l2)
+    placed = problem(inputs, setting, chunk_tokens)
+    weights = stage_weights(inputs, setting, boundaries)
+    in_l2 = [0 < held <= inputs.l2_budget_bytes for held in weights]
+    decode = decode_figures(inputs, setting, boundaries, placed, in_l2)
     stages = stage_plans(
-        config, setting, chunk_tokens, boundaries, placed, weights, in_l2, decode.stage_times
+        inputs, setting, chunk_tokens, boundaries, placed, weights, in_l2, decode.stage_times
     )
-    prefill = prefill_figures(stages, setting, config.workload, config.gpu, chunk_tokens)
-    return _layout(config, setting, chunk_tokens, stages, prefill, decode)
+    prefill = prefill_figures(stages, setting, inputs.workload, inputs.gpu, chunk_tokens)
+    return _layout(inputs, setting, chunk_tokens, stages, prefill, decode)
 
 
 def _layout(
-    config: RunConfig,
+    inputs: PlanInputs,
     setting: Setting,
     chunk_tokens: int,
     stages: tuple[StagePlan, ...],
@@ -90,8 +89,8 @@ def _layout(
     decode: DecodeFigures,
 ) -> Layout:
     """The Layout of priced stages and figures, with the chunk's shape."""
-    unit = chunk_unit(config, setting)
-    tiles = chunk_tile_bytes(config.model, dtype_bytes(config), chunk_tokens)
+    unit = chunk_unit(inputs, setting)
+    tiles = chunk_tile_bytes(inputs.model, inputs.dtype_bytes, chunk_tokens)
     return Layout(
         mode=setting.mode,
         grid=setting.grid,
@@ -100,7 +99,7 @@ def _layout(
         chunk_tokens=chunk_tokens,
         micro_batches=prefill.micro_batches,
         micro_batch_rows=chunk_tokens // unit if unit > 1 else chunk_tokens,
-        chunk_fits_l2=tiles <= l2_budget(config),
+        chunk_fits_l2=tiles <= inputs.l2_budget_bytes,
         stages=stages,
         prefill_s=prefill.prefill_s,
         tps=prefill.tps,
@@ -121,23 +120,23 @@ def chunk_tile_bytes(model: ModelSpec, dtype_bytes: int, chunk_tokens: int) -> f
     return 2 * chunk_tokens * model.hidden * dtype_bytes
 
 
-def stage_weights(config: RunConfig, setting: Setting, boundaries: tuple[int, ...]) -> list[float]:
+def stage_weights(inputs: PlanInputs, setting: Setting, boundaries: tuple[int, ...]) -> list[float]:
     """Weight bytes per GPU of each stage."""
-    sums = prefix(weight_sizes(config, setting))
+    sums = prefix(weight_sizes(inputs, setting))
     return [sums[stop] - sums[first] for first, stop in zip(boundaries, boundaries[1:])]
 
 
 def prefill_compute(
-    config: RunConfig, setting: Setting, chunk_tokens: int, boundaries: tuple[int, ...]
+    inputs: PlanInputs, setting: Setting, chunk_tokens: int, boundaries: tuple[int, ...]
 ) -> list[float]:
     """Compute seconds of one chunk on each stage (its layers, without TP or hop transfers)."""
-    chunk = prefill_chunk(config, chunk_tokens)
-    sums = prefix(tuple(cost.compute_s for cost in layer_costs(config, setting, chunk)))
+    chunk = prefill_chunk(inputs.workload, chunk_tokens)
+    sums = prefix(tuple(cost.compute_s for cost in layer_costs(inputs, setting, chunk)))
     return [sums[stop] - sums[first] for first, stop in zip(boundaries, boundaries[1:])]
 
 
 def stage_memory(
-    config: RunConfig,
+    inputs: PlanInputs,
     setting: Setting,
     chunk_tokens: int,
     boundaries: tuple[int, ...],
@@ -146,13 +145,13 @@ def stage_memory(
     """Peak bytes per GPU of each stage: its layers' weights and KV cache, its activation
     buffers (stage_buffers, given the chunk's boundary sizes), plus the batch's inputs on the
     first stage and its outputs on the last (batch_bytes)."""
-    resident = prefix(resident_sizes(config, setting))
-    batch_in, batch_out = batch_bytes(config, setting)
+    resident = prefix(resident_sizes(inputs, setting))
+    batch_in, batch_out = batch_bytes(inputs, setting)
     last = setting.num_stages - 1
     return [
         resident[stop]
         - resident[first]
-        + stage_buffers(config, setting, chunk_tokens, sizes, first, stop)
+        + stage_buffers(inputs, setting, chunk_tokens, sizes, first, stop)
         + batch_in * (s == 0)
         + batch_out * (s == last)
         for s, (first, stop) in enumerate(zip(boundaries, boundaries[1:]))
@@ -160,7 +159,7 @@ def stage_memory(
 
 
 def stage_plans(
-    config: RunConfig,
+    inputs: PlanInputs,
     setting: Setting,
     chunk_tokens: int,
     boundaries: tuple[int, ...],
@@ -172,8 +171,8 @@ def stage_plans(
     """Replica 0's stages, given their weights, L2 residency and decode times: memory
     (stage_memory), prefill compute, and communication = a chunk's total time on the stage
     (stage_costs: hops and TP collectives included) less its compute."""
-    memory = stage_memory(config, setting, chunk_tokens, boundaries, placed.boundary_bytes)
-    compute = prefill_compute(config, setting, chunk_tokens, boundaries)
+    memory = stage_memory(inputs, setting, chunk_tokens, boundaries, placed.boundary_bytes)
+    compute = prefill_compute(inputs, setting, chunk_tokens, boundaries)
     totals = stage_costs(placed, boundaries)
     return tuple(
         StagePlan(
@@ -226,7 +225,7 @@ def prefill_figures(
 
 
 def decode_figures(
-    config: RunConfig,
+    inputs: PlanInputs,
     setting: Setting,
     boundaries: tuple[int, ...],
     placed: PartitionProblem,
@@ -234,13 +233,13 @@ def decode_figures(
 ) -> DecodeFigures:
     """The fastest decode step with the weights `in_l2` read from L2, and the fastest with
     every weight read from HBM (what L2 residency changed), on the GPU's shared cores."""
-    micro_batches, times, step, streamed = decode_step(config, setting, boundaries, placed, in_l2)
+    micro_batches, times, step, streamed = decode_step(inputs, setting, boundaries, placed, in_l2)
     _, times_from_hbm, step_from_hbm, _ = (
-        decode_step(config, setting, boundaries, placed, [False] * len(in_l2))
+        decode_step(inputs, setting, boundaries, placed, [False] * len(in_l2))
         if any(in_l2)
         else (0, times, step, streamed)
     )
-    gpu = config.gpu
+    gpu = inputs.gpu
     return DecodeFigures(
         micro_batches=micro_batches,
         stage_times=tuple(times),
@@ -251,7 +250,7 @@ def decode_figures(
 
 
 def decode_stage_times(
-    config: RunConfig,
+    inputs: PlanInputs,
     setting: Setting,
     boundaries: tuple[int, ...],
     sequences: int,
@@ -261,13 +260,13 @@ def decode_stage_times(
     """One decode micro-batch of `sequences` through each stage (weights read from L2 where
     `in_l2`), hops over the prefill problem's links included: token ids into stage 0, logits
     out of the head."""
-    step = decode_chunk(config, sequences)
-    per_micro_batch = engine_costs(config.gpu, setting.mode)[1]
+    step = decode_chunk(inputs.workload, sequences)
+    per_micro_batch = engine_costs(inputs.gpu, setting.mode)[1]
     sums = {
-        fits: prefix(tuple(c.total_s for c in layer_costs(config, setting, step, fits)))
+        fits: prefix(tuple(c.total_s for c in layer_costs(inputs, setting, step, fits)))
         for fits in set(in_l2)
     }
-    sizes, hops, last = boundary_sizes(config, step), placed.links, setting.num_stages - 1
+    sizes, hops, last = boundary_sizes(inputs, step), placed.links, setting.num_stages - 1
     times = []
     for s, fits in enumerate(in_l2):
         first, stop = boundaries[s], boundaries[s + 1]
@@ -278,7 +277,7 @@ def decode_stage_times(
 
 
 def decode_step(
-    config: RunConfig,
+    inputs: PlanInputs,
     setting: Setting,
     boundaries: tuple[int, ...],
     placed: PartitionProblem,
@@ -287,17 +286,16 @@ def decode_step(
     """The fastest decode step of all the replica's sequences: (micro-batches, stage times of
     one micro-batch, seconds per step, streamed). Splitting pays when the pipeline can stream
     steps (micro-batches >= stages keep every stage busy) or when attention over the KV cache,
-    not the weights, dominates a stage."""
+    not the weights, dominates a stage. The setting's decode_micro_batches fixes the count, or
+    "auto" tries divisor_ladder's."""
     options = []
-    steps = max(1, config.workload.decode_steps)
-    chosen = (
-        config.baseline if setting.mode == "baseline" else config.layerwise
-    ).decode_micro_batches
+    steps = max(1, inputs.workload.decode_steps)
+    chosen = setting.decode_micro_batches
     candidates = divisor_ladder(setting.sequences) if chosen == "auto" else [chosen]
-    per_run = engine_costs(config.gpu, setting.mode)[0]
+    per_run = engine_costs(inputs.gpu, setting.mode)[0]
     for micro_batches in candidates:
         sequences = setting.sequences // micro_batches
-        times = decode_stage_times(config, setting, boundaries, sequences, placed, in_l2)
+        times = decode_stage_times(inputs, setting, boundaries, sequences, placed, in_l2)
         period, streamed = decode_period(times, micro_batches, steps)
         period += per_run / (steps if streamed else 1)
         options.append((period, micro_batches, times, streamed))

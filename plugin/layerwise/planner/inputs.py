@@ -1,0 +1,41 @@
+"""What the pricing and the layout searches read of a run, taken from its config once.
+
+make_plan builds PlanInputs from the RunConfig and hands it down, so the pricing sees only the
+model, the GPU, the workload and the few numbers derived from the config (bytes per element,
+the L2 budget, the GPU count), not the whole config. Each layout's own search options
+(BaselineOptions, LayerwiseOptions) are passed to that layout's search beside it.
+"""
+
+from dataclasses import dataclass
+
+from layerwise.config.sections import RunConfig, Workload
+from layerwise.hardware.spec import HardwareSpec
+from layerwise.model.spec import DTYPE_BYTES, ModelSpec
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanInputs:
+    """The model, GPU and workload a layout is priced for, and the config's numbers derived once."""
+
+    model: ModelSpec
+    gpu: HardwareSpec
+    """The hardware profile as loaded, with any gpus_per_node override applied."""
+    workload: Workload
+    gpus: int
+    """GPUs in the run (hardware.gpus)."""
+    dtype_bytes: int
+    """Bytes per weight and activation element of the run's dtype."""
+    l2_budget_bytes: float
+    """Bytes of L2 that activation tiles and resident weights may use: l2_budget_fraction x L2."""
+
+
+def plan_inputs(config: RunConfig) -> PlanInputs:
+    """What pricing reads of `config`, taken once so the pricing is handed no whole config."""
+    return PlanInputs(
+        model=config.model,
+        gpu=config.gpu,
+        workload=config.workload,
+        gpus=config.hardware.gpus,
+        dtype_bytes=DTYPE_BYTES[config.run.dtype],
+        l2_budget_bytes=config.layerwise.l2_budget_fraction * config.gpu.l2_bytes,
+    )
