@@ -132,7 +132,8 @@ def test_json_and_text_say_what_was_compared_for_the_objective(tmp_path):
     data = json.loads(out_json.read_text())
     assert data["objective"] == "latency" and data["recommended"] == "baseline"
     assert data["compared"].startswith(
-        "baseline TP8 x PP2; layer-wise at 1, 2, 4, 8, 16 replicas; best for latency: baseline"
+        "baseline at TP x PP 1x16, 2x8, 4x4, 8x2; layer-wise at 1, 2, 4, 8, 16 replicas; "
+        "best for latency: baseline TP8 x PP2"
     )
     assert data["best_layerwise_replicas"] == data["layerwise"]["replicas"]
     assert data["layerwise_replicas_searched"] == "all"

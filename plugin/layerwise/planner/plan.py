@@ -9,10 +9,11 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from layerwise.config.replicas import REPLICA_OPTIONS_MAX_GPUS, searched_counts
-from layerwise.config.sections import LayerwiseOptions, Mode, Objective, RunConfig
+from layerwise.config.sections import BaselineOptions, LayerwiseOptions, Mode, Objective, RunConfig
 from layerwise.costmodel.kernels import model_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.planner.baseline import plan_baseline
+from layerwise.planner.candidates import baseline_options, rank
 from layerwise.planner.choose import best_for, tpot_cost, tps_cost, within_tie
 from layerwise.planner.explain import explain
 from layerwise.planner.inputs import PlanInputs, plan_inputs
@@ -140,11 +141,16 @@ def _configured(
 
 
 def compared_text(plan: Plan) -> str:
-    """What the recommendation compared: the baseline, the replica counts priced, the best."""
+    """What the recommendation compared: the baseline's TP x PP shapes and the replica counts
+    priced, then the best."""
     config = plan.config
-    base = config.baseline
-    baseline = f"baseline TP{base.tensor_parallel} x PP{base.pipeline_parallel}" + (
-        "" if plan.baseline is not None else " (does not fit)"
+    shapes = sorted(
+        (layout.tensor_parallel, len(layout.stages))
+        for layout in plan.candidates
+        if layout.mode == "baseline"
+    )
+    baseline = "baseline at TP x PP " + (
+        ", ".join(f"{tp}x{pp}" for tp, pp in shapes) if shapes else "none that fit"
     )
     counts = ", ".join(str(replicas) for replicas, _, _ in plan.replica_options) or "none fit"
     subset = (
@@ -153,7 +159,7 @@ def compared_text(plan: Plan) -> str:
         if plan.replica_subset
         else ""
     )
-    best = plan.baseline if plan.recommended == "baseline" else plan.best_layerwise
+    best = plan.candidates[0] if plan.candidates else None
     found = f"; best for {config.objective}: {label(best)}, {_figure(config.objective, best)}"
     return f"{baseline}; layer-wise at {counts} replicas{subset}" + (found if best else "")
 
@@ -168,12 +174,46 @@ def _advice(objective: Objective, layerwise: Layout | None, best: Layout | None)
     )
 
 
+def _own_baseline(
+    inputs: PlanInputs, options: BaselineOptions, baselines: tuple[Layout, ...]
+) -> tuple[Layout | None, str]:
+    """The config's own TP x PP among the priced baselines, or why it does not fit."""
+    for layout in baselines:
+        shape = (layout.tensor_parallel, len(layout.stages))
+        if shape == (options.tensor_parallel, options.pipeline_parallel):
+            return _noted(inputs, layout), ""
+    return _try(inputs, lambda: plan_baseline(inputs, options))
+
+
+def _switch(config: RunConfig, own: Layout | None, top: Layout) -> str:
+    """When the best layout searched is not the config's own and the replica advice does not
+    already say how to get it: the keys that run it, and what it predicts against the own."""
+    same_mode_replicas = top.mode == "layerwise" and config.mode == "layerwise"
+    if own is None or same_mode_replicas or label(own) == label(top):
+        return ""
+    objective = config.objective
+    keys = f'mode "{top.mode}", ' + (
+        f"baseline.tensor_parallel = {top.tensor_parallel}, baseline.pipeline_parallel = "
+        f"{len(top.stages)}"
+        if top.mode == "baseline"
+        else f"layerwise.replicas = {top.replicas}"
+    )
+    return (
+        f". The config runs the {label(own)}: {_figure(objective, own)}; the best layout "
+        f"searched, the {label(top)}, predicts {_figure(objective, top)} ({keys})"
+    )
+
+
 def make_plan(config: RunConfig) -> Plan:
-    """Plan both layouts. The config's own mode must fit: otherwise ConfigError with the numbers.
-    What pricing reads of the config is taken once (plan_inputs) and handed down."""
+    """Plan both layouts, at every shape the world size can run (planner/candidates.py). The
+    config's own mode must fit: otherwise ConfigError with the numbers. What pricing reads of
+    the config is taken once (plan_inputs) and handed down."""
     inputs = plan_inputs(config)
-    baseline, baseline_error = _try(inputs, lambda: plan_baseline(inputs, config.baseline))
+    baselines, skipped = baseline_options(inputs, config.baseline)
+    baseline, baseline_error = _own_baseline(inputs, config.baseline, baselines)
     options, failure = layerwise_options(inputs, config.layerwise)
+    if failure is not None:
+        skipped += (f"layer-wise (deepest pipeline searched): {failure}",)
     best = _noted(inputs, best_for(config.objective, options)) if options else None
     layerwise, layerwise_error = _configured(
         inputs, config.layerwise, options, best, str(failure or "")
@@ -183,7 +223,12 @@ def make_plan(config: RunConfig) -> Plan:
         raise ConfigError(
             [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
         )
-    recommended, reason = _recommend(config.objective, baseline, best)
+    ranked = rank(config.objective, [*baselines, *options])
+    best_baseline = next((lay for lay in ranked if lay.mode == "baseline"), None)
+    best_baseline = baseline if best_baseline is None else _noted(inputs, best_baseline)
+    recommended, reason = _recommend(config.objective, best_baseline, best)
+    own = baseline if config.mode == "baseline" else layerwise
+    switch = _switch(config, own, ranked[0]) if ranked else ""
     _, subset = searched_counts(inputs.model, inputs.gpus, inputs.workload, config.layerwise)
     plan = Plan(
         config=config,
@@ -193,9 +238,11 @@ def make_plan(config: RunConfig) -> Plan:
         layerwise_error=layerwise_error,
         roofline_tps=roofline_tps(inputs),
         recommended=recommended,
-        reason=reason + _advice(config.objective, layerwise, best),
+        reason=reason + _advice(config.objective, layerwise, best) + switch,
         replica_options=tuple((lay.replicas, lay.tps, lay.tpot_s) for lay in options),
         best_layerwise=best,
         replica_subset=subset,
+        candidates=ranked,
+        skipped=skipped,
     )
     return replace(plan, compared=compared_text(plan))

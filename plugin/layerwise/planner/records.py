@@ -91,6 +91,11 @@ class Plan:
     """Only some replica counts were priced (over REPLICA_OPTIONS_MAX_GPUS GPUs)."""
     compared: str = ""
     """What the recommendation compared, in one line."""
+    candidates: tuple[Layout, ...] = ()
+    """Every layout the world size can run that fits (planner/candidates.py), best first for
+    the objective: candidates[0] is the recommended layout."""
+    skipped: tuple[str, ...] = ()
+    """The layouts searched that do not fit memory, one line each with the reason."""
 
     def layout(self, mode: Mode) -> Layout | None:
         return self.baseline if mode == "baseline" else self.layerwise

@@ -1,5 +1,6 @@
 """The plan as a JSON document (every figure PREDICTED): one dict per layout and stage."""
 
+from layerwise.planner.plan import label
 from layerwise.planner.records import Layout, Plan, StagePlan
 
 
@@ -50,6 +51,25 @@ def layout_dict(layout: Layout | None, error: str) -> dict:
     }
 
 
+def candidate_dict(layout: Layout) -> dict:
+    """One runnable layout in the terms a config sets (mode, sizes), with its figures."""
+    return {
+        "label": label(layout),
+        "mode": layout.mode,
+        "tensor_parallel": layout.tensor_parallel,
+        "pipeline_parallel": len(layout.stages),
+        "replicas": layout.replicas,
+        "layers_per_stage": [stage.num_layers for stage in layout.stages],
+        "chunk_tokens": layout.chunk_tokens,
+        "micro_batches": layout.micro_batches,
+        "decode_micro_batches": layout.decode_micro_batches,
+        "tps": layout.tps,
+        "tpot_ms": layout.tpot_s * 1e3,
+        "decode_tps": layout.decode_tps,
+        "memory_bytes_per_gpu": layout.memory_bytes_per_gpu,
+    }
+
+
 def plan_dict(plan: Plan) -> dict:
     config = plan.config
     return {
@@ -74,4 +94,7 @@ def plan_dict(plan: Plan) -> dict:
             for replicas, tps, tpot in plan.replica_options
         ],
         "layerwise_replicas_searched": "subset" if plan.replica_subset else "all",
+        "candidates": [candidate_dict(layout) for layout in plan.candidates],
+        "skipped": list(plan.skipped),
+        "recommendation": candidate_dict(plan.candidates[0]) if plan.candidates else None,
     }

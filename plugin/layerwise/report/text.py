@@ -1,6 +1,7 @@
 """The plan as text tables: stages, summary, recommendation (every figure PREDICTED)."""
 
 from layerwise.model.spec import ModelSpec
+from layerwise.planner.plan import label
 from layerwise.planner.records import Layout, Plan, StagePlan
 
 GIB = 2**30
@@ -10,6 +11,22 @@ MIB = 2**20
 
 
 STAGE_ROWS = 16  # longer stage tables show the first and last rows; the JSON has every stage
+
+
+def describe(layout: Layout) -> str:
+    """The layout in one line, as a Megatron or DeepSpeed user would name it."""
+    if layout.mode == "baseline":
+        shape = f"TP={layout.tensor_parallel} x PP={len(layout.stages)} (megatron-core)"
+    else:
+        shape = (
+            f"{layout.replicas} replica(s) x {len(layout.stages)} stages, layers "
+            f"{[stage.num_layers for stage in layout.stages]} (DeepSpeed pipeline)"
+        )
+    decode = "streamed through the pipeline" if layout.decode_streamed else "a run per step"
+    return (
+        f"{shape}; prefill in {layout.micro_batches} chunk(s) of {layout.chunk_tokens:,} tokens"
+        f", decode in {layout.decode_micro_batches} micro-batch(es), {decode}"
+    )
 
 
 def _layers(stage: StagePlan) -> str:
@@ -126,6 +143,52 @@ def _model_layers(model: ModelSpec) -> str:
     )
 
 
+CANDIDATE_ROWS = 10  # the ranked table shows the best ten; the JSON has every candidate
+
+
+def candidate_table(plan: Plan) -> list[str]:
+    """The runnable layouts ranked for the objective (the best ten), and what did not fit."""
+    ranked = plan.candidates
+    header = [
+        "rank",
+        "layout",
+        "layers per stage",
+        "chunk x mb",
+        "decode mb",
+        "prefill TPS",
+        "TPOT ms",
+        "memory GiB",
+    ]
+    rows = [
+        [
+            str(index),
+            label(layout),
+            _spread([stage.num_layers for stage in layout.stages]),
+            f"{layout.chunk_tokens} x {layout.micro_batches}",
+            str(layout.decode_micro_batches),
+            f"{layout.tps:,.0f}",
+            f"{layout.tpot_s * 1e3:.3f}",
+            f"{layout.memory_bytes_per_gpu / GIB:.2f}",
+        ]
+        for index, layout in enumerate(ranked[:CANDIDATE_ROWS], start=1)
+    ]
+    shown = f"the best {CANDIDATE_ROWS}" if len(ranked) > CANDIDATE_ROWS else "all"
+    lines = [
+        f"runnable layouts: {len(ranked)}, best first for {plan.config.objective} ({shown}; "
+        f"PREDICTED)",
+        *_table(header, rows),
+    ]
+    lines += [f"  does not fit: {line}" for line in plan.skipped]
+    return lines
+
+
+def _spread(counts: list[int]) -> str:
+    """Layers per stage, shortened when long: 2/2/2/2, or 4/4/.../4 (64 stages)."""
+    if len(counts) <= 8:
+        return "/".join(map(str, counts))
+    return f"{counts[0]}/{counts[1]}/.../{counts[-1]} ({len(counts)} stages)"
+
+
 def render(plan: Plan) -> str:
     config = plan.config
     work = config.workload
@@ -159,6 +222,7 @@ def render(plan: Plan) -> str:
     ]
     if options:
         lines.append(f"layer-wise by replica count (layerwise.replicas): {options}")
+    lines += ["", *candidate_table(plan), ""]
     lines.append(f"compared: {plan.compared}")
     lines.append(f"recommended: {plan.recommended} -- {plan.reason}")
     return "\n".join(lines)
