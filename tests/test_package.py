@@ -12,7 +12,16 @@ import pytest
 from tests.conftest import CONFIGS, ROOT
 
 PACKAGE = ROOT / "plugin" / "layerwise"
-TORCH_FREE_FOLDERS = ("config", "model", "hardware", "costmodel", "partition", "planner", "report")
+TORCH_FREE_FOLDERS = (
+    "config",
+    "model",
+    "hardware",
+    "costmodel",
+    "partition",
+    "planner",
+    "report",
+    "tune",
+)
 TORCH_FREE_MODULES = (
     "layerwise",
     "layerwise.__main__",
@@ -21,6 +30,8 @@ TORCH_FREE_MODULES = (
     "layerwise.cli.common",
     "layerwise.cli.plan",
     "layerwise.cli.compare",
+    "layerwise.cli.processes",
+    "layerwise.cli.tune",
     "layerwise.runtime.compat.deepspeed_config",
 )
 HEAVY = ("torch", "deepspeed", "megatron", "matplotlib")
@@ -69,6 +80,7 @@ def test_python_m_layerwise_lists_and_refuses_commands():
     run = [sys.executable, "-m", "layerwise"]
     listed = subprocess.run(run, capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert listed.returncode == 2 and "plan" in listed.stdout and "calibrate" in listed.stdout
+    assert "tune" in listed.stdout
     unknown = subprocess.run([*run, "plot"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert unknown.returncode == 2 and "unknown command 'plot'" in unknown.stderr
 

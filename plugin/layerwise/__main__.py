@@ -1,4 +1,4 @@
-"""`python -m layerwise plan|infer|compare|calibrate ...`: the four commands, as the console
+"""`python -m layerwise plan|infer|compare|calibrate|tune ...`: the five commands, as the console
 scripts `layerwise-plan`, ... run them."""
 
 import importlib
@@ -9,6 +9,7 @@ COMMANDS = {
     "infer": "run a config's layout on this launcher's ranks (under torchrun or deepspeed)",
     "compare": "run two layouts on the same ranks and print them side by side",
     "calibrate": "measure this machine into a hardware profile",
+    "tune": "run the best predicted layouts and keep the one that measures best",
 }
 
 

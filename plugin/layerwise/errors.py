@@ -43,3 +43,31 @@ class CapacityError(LayerwiseError):
             f"{reason}: needs {needed_bytes / 2**30:.2f} GiB per GPU, "
             f"capacity {capacity_bytes / 2**30:.2f} GiB"
         )
+
+
+class RunFailedError(RuntimeError):
+    """A launched run of the runtime failed or ran out of time; a RuntimeError, as callers of
+    `cli.common.run_quietly` expect."""
+
+    def __init__(self, name: str, detail: str, exit_code: int | None, timeout_s: float):
+        self.name = name
+        self.detail = detail
+        self.exit_code = exit_code
+        """None: it ran past timeout_s and was killed."""
+        self.timeout_s = timeout_s
+        if exit_code is None:
+            head = f"run {name!r} did not finish in {timeout_s:g} s; every process of it was killed"
+        else:
+            head = f"run {name!r} failed (exit {exit_code})"
+        super().__init__(f"{head}: {detail}" if detail else head)
+
+
+class AllRunsFailedError(RuntimeError):
+    """Every candidate of a tuning failed: nothing was measured; `errors` maps each to its
+    error."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = dict(errors)
+        lines = "\n".join(f"  - {name}: {error}" for name, error in self.errors.items())
+        count = len(self.errors)
+        super().__init__(f"all {count} candidate{'s' if count != 1 else ''} failed\n{lines}")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from layerwise.cli.compare import check_configs, comparison_table, main, switched
+from layerwise.cli.compare import check_configs, combined, comparison_table, main, switched
 from tests.conftest import CONFIGS, PROFILES
 
 
@@ -30,11 +30,43 @@ def test_table_shows_both_runs_and_the_ratios():
         [result("baseline", 1000.0, 4.0, True), result("layerwise", 1500.0, None, False)]
     )
     prefill = next(line for line in table.splitlines() if line.startswith("prefill TPS"))
-    assert prefill.split()[-6:] == ["2,000", "1,000", "3,000", "1,500", "1.500", "1.500"]
+    assert prefill.split()[-8:] == [
+        "2,000",
+        "1,000",
+        "1,000..1,000",
+        "3,000",
+        "1,500",
+        "1,500..1,500",
+        "1.500",
+        "1.500",
+    ]
     tpot = next(line for line in table.splitlines() if line.startswith("TPOT"))
-    assert "not measured" in tpot and tpot.split()[-2:] == ["1.000", "-"]
+    assert "not measured" in tpot and tpot.split()[-3:] == ["-", "1.000", "-"]
     assert "A = baseline: baseline layout (configs/x_baseline.json)" in table
     assert "A ok (relative error 0.0e+00); B FAILED (relative error 5.0e-01)" in table
+
+
+def test_rounds_give_medians_ranges_and_the_ratio_of_medians():
+    a_rounds = [result("baseline", tps, 4.0, True) for tps in (1000.0, 1400.0, 900.0)]
+    b_rounds = [result("layerwise", tps, 2.0, True) for tps in (3000.0, 2400.0, 2600.0)]
+    b_rounds[1]["verify"] = {"ok": False, "relative_error": 0.5}
+    a, b = combined(a_rounds), combined(b_rounds)
+    assert (a["measured"]["tps"], b["measured"]["tps"]) == (1000.0, 2600.0)
+    assert [run["tps"] for run in b["rounds"]] == [3000.0, 2400.0, 2600.0]
+    assert b["verify"]["ok"] is False  # one failed round fails the verdict
+    table = comparison_table([a, b])
+    assert "median and range (min..max) of 3 rounds, A B interleaved" in table
+    prefill = next(line for line in table.splitlines() if line.startswith("prefill TPS"))
+    assert prefill.split()[-8:] == [
+        "2,000",  # predicted: the first round's (every round predicts alike)
+        "1,000",
+        "900..1,400",
+        "6,000",
+        "2,600",
+        "2,400..3,000",
+        "3.000",
+        "2.600",  # B/A of the medians, not of any one round
+    ]
 
 
 def test_verdict_names_greedy_tokens_for_a_vocabulary_model():
@@ -48,9 +80,7 @@ def test_verdict_names_greedy_tokens_for_a_vocabulary_model():
 def test_switched_copy_runs_the_other_mode_and_keeps_its_profile(tmp_path):
     data = json.loads((CONFIGS / "mock_dense_baseline.json").read_text())
     (tmp_path / "configs").mkdir()
-    (tmp_path / "configs" / "mine.yaml").write_text(
-        (PROFILES / "cpu-mock.yaml").read_text()
-    )
+    (tmp_path / "configs" / "mine.yaml").write_text((PROFILES / "cpu-mock.yaml").read_text())
     data["hardware"]["profile"] = "mine.yaml"
     original = tmp_path / "configs" / "x.json"
     original.write_text(json.dumps(data))
@@ -82,6 +112,7 @@ def test_configs_of_different_models_are_refused(capsys):
         (["--plot", "/no/such/dir/x.png"], "--plot: folder '/no/such/dir' does not exist"),
         (["--results-dir", "/no/such/dir"], "--results-dir: folder '/no/such/dir' does not exist"),
         (["--config", "a.json", "--config", "b.json"], "give one or two configs, got 3"),
+        (["--repeats", "0"], "--repeats: 0 must be at least 1"),
     ],
 )
 def test_bad_arguments_are_refused_before_any_run(capsys, extra, message):

@@ -14,6 +14,14 @@ LAYOUTS = {  # key: (config, changes)
         {"layerwise": {"replicas": 1, **STREAM}},
     ),
     "mock_llama/layerwise/stages=2": ("mock_llama_layerwise", {"layerwise": {"replicas": 2}}),
+    "mock_gpt/layerwise/forced=3,0,4,1/stages=4": (  # uneven, with an empty stage
+        "mock_gpt_layerwise",
+        {"layerwise": {"replicas": 1, "stage_layers": [3, 0, 4, 1]}},
+    ),
+    "mock_gpt/baseline/forced=1,3,3,1/tp=1xpp=4": (  # megatron's first/last keys
+        "mock_gpt_baseline",
+        {"baseline": {"tensor_parallel": 1, "pipeline_parallel": 4, "stage_layers": [1, 3, 3, 1]}},
+    ),
     "mock_llama/baseline/tp=1xpp=4": (
         "mock_llama_baseline",
         {"baseline": {"tensor_parallel": 1, "pipeline_parallel": 4, **STREAM}},

@@ -1,8 +1,9 @@
-"""launch/compare.py end to end on 4 CPU ranks: one config run in both modes with --verify
-(torchrun, the faster launcher), and a run that fails (deepspeed's launcher, which passes the
-run's exit code on; torchrun's says 1 whatever failed)."""
+"""launch/compare.py end to end on 4 CPU ranks: one config run in both modes with --verify over
+two interleaved rounds (torchrun, the faster launcher), and a run that fails (deepspeed's
+launcher, which passes the run's exit code on; torchrun's says 1 whatever failed)."""
 
 import json
+import statistics
 import sys
 
 from .conftest import ROOT, launch
@@ -20,21 +21,37 @@ def test_one_config_in_both_modes_side_by_side(tmp_path):
         "--config",
         "configs/mock_dense_baseline.json",
         "--verify",
+        "--repeats",
+        "2",
         "--results-dir",
         str(tmp_path),
         "--plot",
         str(plot),
+        timeout=420,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    baseline = json.loads((tmp_path / "mock_dense_baseline.results.json").read_text())
-    layerwise = json.loads((tmp_path / "mock_dense_baseline.layerwise.results.json").read_text())
+    stems = ("mock_dense_baseline", "mock_dense_baseline.layerwise")
+    rounds = {
+        stem: [json.loads((tmp_path / f"{stem}.r{r}.results.json").read_text()) for r in (1, 2)]
+        for stem in stems
+    }
+    baseline, layerwise = (rounds[stem][0] for stem in stems)
     assert (baseline["mode"], layerwise["mode"]) == ("baseline", "layerwise")
-    assert baseline["verify"]["ok"] and layerwise["verify"]["ok"]
+    assert all(run["verify"]["ok"] for runs in rounds.values() for run in runs)
+    order = [line.split(": ")[1] for line in done.stdout.splitlines() if line.startswith("# round")]
+    assert [entry.split(" = ")[0] for entry in order] == ["A", "B", "A", "B"]  # interleaved
     table = done.stdout[done.stdout.index("comparison: mock-dense on 4 ranks") :]
+    assert "median and range (min..max) of 2 rounds" in table
     row = next(line for line in table.splitlines() if line.startswith("prefill TPS"))
-    measured = layerwise["measured"]["tps"] / baseline["measured"]["tps"]
+    medians = {
+        stem: statistics.median(run["measured"]["tps"] for run in runs)
+        for stem, runs in rounds.items()
+    }
+    measured = medians[stems[1]] / medians[stems[0]]
     predicted = layerwise["predicted"]["tps"] / baseline["predicted"]["tps"]
     assert row.split()[-2:] == [f"{predicted:.3f}", f"{measured:.3f}"]
+    low, high = sorted(run["measured"]["tps"] for run in rounds[stems[0]])
+    assert f"{low:,.0f}..{high:,.0f}" in row
     assert "A ok" in table and "B ok" in table
     assert "(configs/mock_dense_baseline.json with mode 'layerwise')" in table
     assert "TP=2 x PP=2 (megatron-core)" in table and "(DeepSpeed pipeline)" in table

@@ -28,7 +28,7 @@ def ranks(tmp_path_factory):
 def shape(key: str) -> tuple[int, int, int]:
     """(replicas, stages, tensor-parallel ranks) of a scenario, read off its key."""
     if "/layerwise/" in key:
-        stages = int(key.split("=")[1])
+        stages = int(key.split("/")[-1].split("=")[1])
         return RANKS // stages, stages, 1
     tp, pp = (int(part.split("=")[1]) for part in key.split("/")[-1].split("x"))
     return 1, pp, tp
@@ -75,6 +75,16 @@ def test_each_rank_builds_exactly_its_planned_layers(ranks, key):
         assert entry["place"] == [rank // per_replica, rank % per_replica // tp, rank % tp]
     layers = ranks[0]["layouts"][key]["layers"]
     assert sorted(layers_seen) == sorted(list(range(layers)) * replicas * tp)
+
+
+@pytest.mark.parametrize("key", [key for key in LAYOUTS if "/forced=" in key])
+def test_a_forced_split_is_built_as_given(ranks, key):
+    """stage_layers (mock-gpt: blocks = pipeline layers) is what the ranks build, stage by
+    stage, not the planner's own even split."""
+    forced = [int(count) for count in key.split("forced=")[1].split("/")[0].split(",")]
+    _, stages, tp = shape(key)
+    built = [len(ranks[stage * tp]["layouts"][key]["built"]) for stage in range(stages)]
+    assert built == forced != [2, 2, 2, 2]
 
 
 @pytest.mark.parametrize("key", [key for key in LAYOUTS if "tp=2xpp=2" not in key])

@@ -23,7 +23,8 @@ def test_recommendation_compares_the_best_replica_count_not_only_the_configured(
         round_plan.reason
     )
     assert round_plan.compared == (
-        "baseline TP2 x PP2; layer-wise at 1, 2, 4 replicas; best for throughput: "
+        "baseline at TP x PP 1x4, 2x2, 4x1; layer-wise at 1, 2, 4 replicas; best for "
+        "throughput: "
         "layer-wise 4 replicas x 1 stage, 500,000 tokens/s"
     )
 

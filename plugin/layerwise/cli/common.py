@@ -8,8 +8,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from layerwise.cli.processes import run_captured
 from layerwise.config.sections import RunConfig
-from layerwise.errors import ConfigError
+from layerwise.errors import ConfigError, RunFailedError
 from layerwise.planner.plan import make_plan
 from layerwise.planner.records import Plan
 from layerwise.runtime.compat.deepspeed_config import deepspeed_problems
@@ -73,20 +74,26 @@ def infer_command(
     ]
 
 
+def error_lines(stderr: str) -> str:
+    """The lines a failed run's ranks printed as its error (else the end of its stderr)."""
+    said = [line for line in stderr.splitlines() if line.startswith(("error", "  - "))]
+    return "\n".join(said or [stderr[-3000:]])
+
+
 def run_quietly(data: dict, folder: Path, name: str, timeout_s: float) -> dict:
     """A config given as data, written to `folder`, run by torchrun on its own world size with
-    its output captured; the run's results JSON. RuntimeError with the run's error lines (or
-    its stderr) when it fails."""
+    its output captured; the run's results JSON. RunFailedError (a RuntimeError) with the run's
+    error lines when it fails or runs past `timeout_s`; on that, Ctrl-C or SIGTERM every process
+    the run started is killed first (cli/processes.py)."""
     path, results = folder / f"{name}.json", folder / f"{name}.results.json"
     path.write_text(json.dumps(data, indent=2))
     command = infer_command("torchrun", data["hardware"]["gpus"], path, results)
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    try:
+        done = run_captured(command, timeout_s)
+    except subprocess.TimeoutExpired as late:
+        raise RunFailedError(name, error_lines(late.stderr or ""), None, timeout_s) from None
     if done.returncode != 0:
-        said = [line for line in done.stderr.splitlines() if line.startswith(("error", "  - "))]
-        raise RuntimeError(
-            f"run {name!r} failed (exit {done.returncode}): "
-            + "\n".join(said or [done.stderr[-3000:]])
-        )
+        raise RunFailedError(name, error_lines(done.stderr), done.returncode, timeout_s)
     return json.loads(results.read_text())
 
 

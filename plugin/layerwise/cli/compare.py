@@ -1,6 +1,7 @@
 """`layerwise-compare` (launch/compare.py): run two layouts of one model and workload on the same
-world size, one after the other, through the runtime (`-m layerwise.cli.infer`), and print
-measured and predicted figures side by side.
+world size, interleaved over rounds (A B, A B, ...), through the runtime
+(`-m layerwise.cli.infer`), and print measured (median and range over the rounds) and predicted
+figures side by side.
 
 `--config A --config B` runs both files; a single `--config A` runs A in both modes (the one key
 switched). Each run's own output is shown as it comes (the launcher's INFO lines only with
@@ -9,13 +10,15 @@ returned. Runs on one machine (`deepspeed --num_gpus N` or `torchrun --nproc_per
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from layerwise.cli.common import infer_command, plan_for_run, write_atomically
-from layerwise.config.load import load_config
+from layerwise.cli.processes import ended_on_exit
+from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ConfigError, ExitCode, LayerwiseError
 from layerwise.report.labels import FIGURES
 
@@ -38,6 +41,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--launcher", choices=("deepspeed", "torchrun"), default="deepspeed")
     parser.add_argument("--verify", action="store_true", help="pass --verify to each run")
     parser.add_argument(
+        "--repeats",
+        type=int,
+        default=2,
+        help="rounds of A then B (default 2: runs of one config on a shared CPU differ by up "
+        "to ~30%%, so a second round shows the spread beside each median, while every round "
+        "costs two full runs)",
+    )
+    parser.add_argument(
         "--results-dir", type=Path, help="keep each run's results JSON here (default: temporary)"
     )
     parser.add_argument("--plot", type=Path, help="draw predicted against measured to this PNG")
@@ -47,6 +58,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def check_outputs(args: argparse.Namespace) -> list[str]:
     problems = []
+    if args.repeats < 1:
+        problems.append(f"--repeats: {args.repeats} must be at least 1")
     if len(args.config) > 2:
         problems.append(f"--config: give one or two configs, got {len(args.config)}")
     folders = {"--results-dir": args.results_dir, "--plot": args.plot and args.plot.parent}
@@ -77,15 +90,10 @@ def check_configs(paths: list[Path]) -> list:
 
 
 def switched(path: Path, folder: Path) -> Path:
-    """A copy of the config in `folder` with the other mode (a relative profile path made
-    absolute, so it still resolves)."""
-    other = json.loads(path.read_text())
+    """A copy of the config in `folder` with the other mode (relative profile and hf_config
+    paths made absolute, so they still resolve)."""
+    other = absolute_paths(json.loads(path.read_text()), path.parent)
     other["mode"] = "baseline" if other.get("mode") == "layerwise" else "layerwise"
-    profile = other.get("hardware", {}).get("profile", "")
-    if profile.endswith((".yaml", ".yml")) and not Path(profile).is_absolute():
-        candidate = path.parent / profile
-        if candidate.exists():
-            other["hardware"]["profile"] = str(candidate.resolve())
     target = folder / f"{path.stem}.{other['mode']}.json"
     target.write_text(json.dumps(other, indent=2))
     return target
@@ -98,9 +106,10 @@ def run_one(args, config_path: Path, ranks: int, results: Path) -> int:
     command = infer_command(args.launcher, ranks, config_path, results, flags)
     print(f"$ python {' '.join(command[1:])}", flush=True)
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-        for line in process.stdout:
-            if args.verbose or not line.startswith("[20"):
-                print(line, end="", flush=True)
+        with ended_on_exit(process):  # Ctrl-C or SIGTERM: every rank it started ends too
+            for line in process.stdout:
+                if args.verbose or not line.startswith("[20"):
+                    print(line, end="", flush=True)
     return process.returncode
 
 
@@ -123,30 +132,88 @@ def verdict(check: dict | None) -> str:
     )
 
 
+def combined(rounds: list[dict]) -> dict:
+    """One config's runs as one: the first run's results with each measured figure the median
+    over the rounds, every round's measured figures under "rounds", and the worst verify."""
+    run = dict(rounds[0])
+    run["rounds"] = [each["measured"] for each in rounds]
+    run["measured"] = {
+        figure.key: median_of([each["measured"].get(figure.key) for each in rounds])
+        for figure in FIGURES
+    }
+    checks = [each["verify"] for each in rounds if each.get("verify") is not None]
+    if checks:
+        run["verify"] = next((check for check in checks if not check["ok"]), checks[0])
+    return run
+
+
+def median_of(values: list) -> float | None:
+    """The median, or None when any round did not measure the figure."""
+    return None if any(value is None for value in values) else statistics.median(values)
+
+
+def spread(run: dict, key: str, fmt: str) -> str:
+    """'min..max' of a figure over the run's rounds (its one measurement without rounds)."""
+    values = [each.get(key) for each in run.get("rounds", [run["measured"]])]
+    if any(value is None for value in values):
+        return "-"
+    return f"{format(min(values), fmt)}..{format(max(values), fmt)}"
+
+
 def comparison_table(runs: list[dict]) -> str:
-    """Both runs' predicted and measured figures, then B / A predicted and measured."""
+    """Both runs' predicted figures, measured medians and ranges over the rounds, then B / A
+    predicted and B / A of the measured medians."""
     a, b = runs
+    rounds = len(a.get("rounds", [a["measured"]]))
     lines = [
-        f"comparison: {a['model']} on {a['world_size']} ranks ({a['device']})",
+        f"comparison: {a['model']} on {a['world_size']} ranks ({a['device']}); measured: median "
+        f"and range (min..max) of {rounds} round{'s' if rounds != 1 else ''}, A B interleaved",
         *(
             f"  {name} = {run['mode']}: {run['layout']} ({run['config']})"
             for name, run in zip("AB", runs)
         ),
-        f"{'':<26}{'A predicted':>14}{'A measured':>14}{'B predicted':>14}{'B measured':>14}"
-        f"{'B/A pred':>10}{'B/A meas':>10}",
+        f"{'':<26}{'A predicted':>13}{'A measured':>13}{'A range':>22}"
+        f"{'B predicted':>13}{'B measured':>13}{'B range':>22}{'B/A pred':>10}{'B/A meas':>10}",
     ]
     for figure in FIGURES:
         key = figure.key
         row = f"{figure.label:<26}"
         for run in runs:
             predicted, measured = run["predicted"].get(key), run["measured"].get(key)
-            row += f"{cell(predicted, figure.fmt):>14}{cell(measured, figure.fmt):>14}"
+            row += f"{cell(predicted, figure.fmt):>13}{cell(measured, figure.fmt):>13}"
+            row += f"{spread(run, key, figure.fmt):>22}"
         row += f"{ratio(b['predicted'].get(key), a['predicted'].get(key)):>10}"
         row += f"{ratio(b['measured'].get(key), a['measured'].get(key)):>10}"
         lines.append(row)
     verdicts = [f"{name} {verdict(run.get('verify'))}" for name, run in zip("AB", runs)]
     lines.append(f"{'verify':<26}{'; '.join(verdicts)}")
     return "\n".join(lines)
+
+
+class RunStopped(Exception):
+    """A run failed; the comparison stops with its exit code."""
+
+    def __init__(self, path: Path, code: int):
+        self.path, self.code = path, code
+        super().__init__(f"the run of {path} failed (exit code {code})")
+
+
+def run_rounds(args, paths: list[Path], ranks: int, folder: Path) -> tuple[list[dict], int]:
+    """Both configs `--repeats` rounds, interleaved (A B, A B, ...): each config's runs combined,
+    and the exit code to return (a failed --verify's); a failed run raises RunStopped."""
+    rounds: dict[Path, list[dict]] = {path: [] for path in paths}
+    code = 0
+    for round_ in range(1, args.repeats + 1):
+        for name, path in zip("AB", paths):
+            print(f"# round {round_} of {args.repeats}: {name} = {path}", flush=True)
+            results = folder / f"{path.stem}.r{round_}.results.json"
+            returned = run_one(args, path, ranks, results)
+            if returned not in (ExitCode.OK, ExitCode.VERIFY_FAILED):
+                raise RunStopped(path, returned)
+            code = code or returned
+            rounds[path].append(json.loads(results.read_text()))
+            print()
+    return [combined(rounds[path]) for path in paths], code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,17 +231,12 @@ def main(argv: list[str] | None = None) -> int:
         except (LayerwiseError, OSError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return ExitCode.USAGE
-        folder = args.results_dir or Path(scratch)
-        runs, code = [], 0
-        for path in paths:
-            results = folder / f"{path.stem}.results.json"
-            returned = run_one(args, path, configs[0].hardware.gpus, results)
-            if returned not in (ExitCode.OK, ExitCode.VERIFY_FAILED):
-                print(f"error: the run of {path} failed (exit code {returned})", file=sys.stderr)
-                return returned
-            code = code or returned
-            runs.append(json.loads(results.read_text()))
-            print()
+        try:
+            folder = args.results_dir or Path(scratch)
+            runs, code = run_rounds(args, paths, configs[0].hardware.gpus, folder)
+        except RunStopped as stopped:
+            print(f"error: {stopped}", file=sys.stderr)
+            return stopped.code
         if len(args.config) == 1:  # name the switched copy after its source, not a temporary
             runs[1]["config"] = f"{args.config[0]} with mode {runs[1]['mode']!r}"
     print(comparison_table(runs))

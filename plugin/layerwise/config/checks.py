@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from layerwise.config.forced import baseline_split_problems, layerwise_split_problems
 from layerwise.config.replicas import (
     decode_micro_batch_problems,
     micro_batch_problems,
@@ -25,6 +26,7 @@ def layout_problems(
     if baseline is not None:
         problems += baseline_problems(model, hardware, workload, baseline)
     if None not in (model, hardware, workload, layerwise):
+        problems += layerwise_split_problems(model, hardware.gpus, layerwise)
         problems += replica_problems(model, hardware.gpus, workload, layerwise)
     return problems
 
@@ -47,6 +49,7 @@ def baseline_problems(
     if model is None:
         return problems
     problems += pipeline_split_problems(model, tp, pp)
+    problems += baseline_split_problems(model, tp, pp, baseline.stage_layers)
     problems += tensor_parallel_problems(model, tp)
     if workload is not None:
         problems += micro_batch_problems(

@@ -171,3 +171,20 @@ def load_config(path: str | Path) -> RunConfig:
             [f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"], str(path)
         ) from None
     return parse_config(data, str(path), path.parent)
+
+
+def absolute_paths(data: dict, folder: Path) -> dict:
+    """A copy of a config's data whose file paths (a `.yaml` hardware profile, model.hf_config)
+    are absolute, found as `parse_config` finds them from `folder`: so the copy runs from any
+    folder (tune's and compare's copies are written to a scratch folder)."""
+    out = json.loads(json.dumps(data))
+    hardware, model = out.get("hardware"), out.get("model")
+    profile = hardware.get("profile") if isinstance(hardware, dict) else None
+    if isinstance(profile, str) and profile.endswith((".yaml", ".yml")):
+        found = find_hardware_profile(profile, folder)
+        if isinstance(found, Path):
+            hardware["profile"] = str(found.resolve())
+    hf_config = model.get("hf_config") if isinstance(model, dict) else None
+    if isinstance(hf_config, str) and hf_config and not Path(hf_config).is_absolute():
+        model["hf_config"] = str((folder / hf_config).resolve())
+    return out

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from layerwise.model.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from layerwise.config.sections import LayerwiseOptions, Workload
+    from layerwise.config.sections import Auto, LayerwiseOptions, Workload
 
 REPLICA_OPTIONS_MAX_GPUS = 64
 """Up to this many GPUs every replica count is priced; above, pricing each costs seconds, so
@@ -100,30 +100,66 @@ def searched_counts(
     valid = splittable_counts(model, gpus, workload, options)
     if gpus <= REPLICA_OPTIONS_MAX_GPUS or not valid:
         return valid, False
-    keep = {valid[0], valid[-1], options.replicas}
+    keep = {valid[0], valid[-1], configured_replicas(gpus, options)}
     chosen = [r for r in valid if r & (r - 1) == 0 or r in keep]
     return chosen, len(chosen) < len(valid)
+
+
+def configured_replicas(gpus: int, options: LayerwiseOptions) -> int | Auto:
+    """The replica count the run uses when the config fixes one: layerwise.replicas, or under
+    "auto" with layerwise.stage_layers gpus / its length (a forced split fixes the stages);
+    "auto" otherwise (also when that length does not divide the GPUs: forced.py says so)."""
+    split = options.stage_layers
+    if options.replicas != "auto" or not split or gpus % len(split):
+        return options.replicas
+    return gpus // len(split)
+
+
+def _replicas_named(gpus: int, options: LayerwiseOptions, replicas: int) -> str:
+    """The configured count as the config gives it, for the messages."""
+    if options.replicas != "auto":
+        return f"layerwise.replicas = {replicas}"
+    return (
+        f'layerwise.replicas "auto" = hardware.gpus / len(layerwise.stage_layers) = {gpus} / '
+        f"{len(options.stage_layers)} = {replicas}"
+    )
+
+
+def _count_problems(
+    model: ModelSpec, gpus: int, workload: Workload, options: LayerwiseOptions, replicas: int
+) -> list[str]:
+    """A fixed replica count must divide the GPUs and the batch, leave no more stages than
+    layers, and let the micro-batch counts split its batch."""
+    named = _replicas_named(gpus, options, replicas)
+    if gpus % replicas or workload.batch_size % replicas:
+        return [
+            f"{named} must divide hardware.gpus = {gpus} and "
+            f"workload.batch_size = {workload.batch_size}"
+        ]
+    stages = gpus // replicas
+    if stages > model.pipeline_layers and options.replicas == "auto":
+        return [
+            f"layerwise.stage_layers: {stages} stages is more than {placed_layers(model)}; "
+            f"a replica has at most one stage per layer"
+        ]
+    if stages > model.pipeline_layers:
+        return [
+            f"layerwise: hardware.gpus / layerwise.replicas = {gpus} / {replicas} = "
+            f"{stages} stages is more than {placed_layers(model)}; "
+            f'use more replicas or "auto"'
+        ]
+    return split_problems(model, workload, options, replicas)
 
 
 def replica_problems(
     model: ModelSpec, gpus: int, workload: Workload, options: LayerwiseOptions
 ) -> list[str]:
-    """The configured replica count (or, for "auto", some count) must divide the GPUs and the
-    batch, leave no more stages than layers, and let the micro-batch counts split its batch."""
-    replicas = options.replicas
+    """The configured replica count (configured_replicas), or for "auto" some count, must
+    divide the GPUs and the batch, leave no more stages than layers, and let the micro-batch
+    counts split its batch."""
+    replicas = configured_replicas(gpus, options)
     if replicas != "auto":
-        if gpus % replicas or workload.batch_size % replicas:
-            return [
-                f"layerwise.replicas = {replicas} must divide hardware.gpus = {gpus} and "
-                f"workload.batch_size = {workload.batch_size}"
-            ]
-        if gpus // replicas > model.pipeline_layers:
-            return [
-                f"layerwise: hardware.gpus / layerwise.replicas = {gpus} / {replicas} = "
-                f"{gpus // replicas} stages is more than {placed_layers(model)}; "
-                f'use more replicas or "auto"'
-            ]
-        return split_problems(model, workload, options, replicas)
+        return _count_problems(model, gpus, workload, options, replicas)
     counts = replica_counts(model, gpus, workload.batch_size)
     if not counts:
         return [

@@ -1,7 +1,8 @@
 """Build frozen dataclasses from parsed JSON/YAML, collecting every problem instead of stopping.
 
-Field types understood: bool, int, float, str, Literal[...], unions of those (e.g.
-`int | Literal["auto"]`), nested dataclasses, `dict[int, float]` tables and free-form `dict`.
+Field types understood: bool, int, float, str, None, Literal[...], unions of those (e.g.
+`int | Literal["auto"]`), nested dataclasses, `dict[int, float]` tables, free-form `dict` and
+`tuple[int, ...]` (a JSON list).
 Ranges come from field metadata: `field(metadata={"min": 1, "max": 64})`.
 """
 
@@ -18,6 +19,10 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(t) for t in typing.get_args(tp))
     if dataclasses.is_dataclass(tp):
         return "an object"
+    if typing.get_origin(tp) is tuple:
+        return f"a list ({_type_name(typing.get_args(tp)[0])} each)"
+    if tp is type(None):
+        return "null"
     if typing.get_origin(tp) is dict or tp is dict:
         return "an object"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
@@ -48,6 +53,9 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
                 key_value = _convert(key_type, _number_key(key), f"{path}[{key}]", problems)
                 table[key_value] = _convert(value_type, item, f"{path}[{key}]", problems)
             return table
+    elif origin is tuple:
+        if isinstance(value, list | tuple):
+            return _items(typing.get_args(tp)[0], value, path, problems)
     elif tp is dict:
         if isinstance(value, dict):
             return value
@@ -61,6 +69,14 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         return value
     problems.append(f"{path}: expected {_type_name(tp)}, got {value!r}")
     return None
+
+
+def _items(tp: Any, values: list | tuple, path: str, problems: list[str]) -> tuple | None:
+    """A JSON list as a tuple of `tp` (a frozen dataclass field must be hashable), each item
+    checked; None if any item is wrong."""
+    before = len(problems)
+    items = tuple(_convert(tp, item, f"{path}[{i}]", problems) for i, item in enumerate(values))
+    return None if len(problems) > before else items
 
 
 def _number_key(key: Any) -> Any:

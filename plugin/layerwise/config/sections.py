@@ -55,6 +55,10 @@ class BaselineOptions:
     """Micro-batches per prefill batch (whole sequences each), or "auto": the planner's best."""
     decode_micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
     """Micro-batches per decode step (sequences each), or "auto": the planner's best."""
+    stage_layers: tuple[int, ...] | None = None
+    """Transformer blocks per pipeline stage, in order (megatron's unit: the embedding and LM
+    head are not counted), run as given; None: megatron's even split, else the best uneven one.
+    megatron-core builds only even splits or first/last counts around equal middle stages."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,12 @@ class LayerwiseOptions:
     As many as the pipeline has stages (or more) stream decode steps through it."""
     replicas: int | Auto = field(default="auto", metadata={"min": 1})
     """Data-parallel copies of the pipeline; stages = gpus / replicas. "auto": the best
-    predicted for the run's objective (the deepest pipeline breaks ties)."""
+    predicted for the run's objective (the deepest pipeline breaks ties), or with stage_layers
+    gpus / len(stage_layers)."""
+    stage_layers: tuple[int, ...] | None = None
+    """Pipeline layers per stage, in order (with a vocabulary the embedding and LM head count as
+    layers), run as given at the replica count with that many stages; 0 leaves a stage empty.
+    None: the exact partitioner places them."""
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,16 @@ with the smallest predicted slowest prefill stage wins among those that fit memo
 embedding counted on stage 0, the LM head on the last), ties (stage times within EQUAL_TIMES)
 going to the split nearest the even one. For each m the first stage's time grows with f and
 the last stage's shrinks, so the best f is where they cross, found by bisection:
-O(L / (P - 2) x log L) splits priced, not all.
+O(L / (P - 2) x log L) splits priced, not all. A forced split (baseline.stage_layers) replaces
+the search: it is priced as given at every chunk size.
 """
+
+from dataclasses import replace
 
 from layerwise.config.sections import BaselineOptions
 from layerwise.model.spec import ModelSpec
 from layerwise.partition.search import PartitionProblem
-from layerwise.planner.choose import best_of, fitting
+from layerwise.planner.choose import best_of, fitting, fitting_split
 from layerwise.planner.grid import megatron_grid
 from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.pricing import price
@@ -185,8 +188,11 @@ def baseline_boundaries(
 
 
 def plan_baseline(inputs: PlanInputs, options: BaselineOptions) -> Layout:
-    """Megatron's split for each chunk size; raises CapacityError if none fits."""
+    """Megatron's split for each chunk size, or baseline.stage_layers as given (plan_forced);
+    raises CapacityError if none fits."""
     setting = baseline_setting(inputs, options)
+    if options.stage_layers is not None:
+        return plan_forced(inputs, setting, options)
     model = inputs.model
     layouts = []
     for chunk in chunk_candidates(inputs, setting, options.micro_batches):
@@ -196,3 +202,15 @@ def plan_baseline(inputs: PlanInputs, options: BaselineOptions) -> Layout:
     if model.vocab_size:
         what += " + embedding + LM head"
     return best_of(inputs.gpu, fitting(inputs.gpu, layouts, what))
+
+
+def plan_forced(inputs: PlanInputs, setting: Setting, options: BaselineOptions) -> Layout:
+    """baseline.stage_layers (blocks per stage, the embedding on stage 0 and the LM head on the
+    last) at every chunk size; CapacityError naming the stage that does not fit."""
+    boundaries = pipeline_boundaries(inputs.model, options.stage_layers)
+    priced = [
+        price(inputs, setting, chunk, boundaries)
+        for chunk in chunk_candidates(inputs, setting, options.micro_batches)
+    ]
+    fits = fitting_split(inputs.gpu, priced, "baseline.stage_layers")
+    return replace(best_of(inputs.gpu, fits), forced_split=options.stage_layers)

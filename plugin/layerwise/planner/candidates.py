@@ -34,7 +34,7 @@ def tensor_pipeline_pairs(model: ModelSpec, gpus: int) -> list[tuple[int, int]]:
 
 def _options_at(configured: BaselineOptions, tp: int, pp: int) -> BaselineOptions:
     """The config's own options at its own TP x PP; elsewhere the planner's best micro-batching
-    (a count chosen for one pipeline depth need not suit another)."""
+    and split (a count or a split chosen for one pipeline depth need not suit another)."""
     if (tp, pp) == (configured.tensor_parallel, configured.pipeline_parallel):
         return configured
     return replace(
@@ -43,6 +43,7 @@ def _options_at(configured: BaselineOptions, tp: int, pp: int) -> BaselineOption
         pipeline_parallel=pp,
         micro_batches="auto",
         decode_micro_batches="auto",
+        stage_layers=None,
     )
 
 

@@ -52,6 +52,27 @@ def fitting(gpu: HardwareSpec, layouts: list[Layout], what: str) -> list[Layout]
     return found
 
 
+def fitting_split(gpu: HardwareSpec, layouts: list[Layout], field: str) -> list[Layout]:
+    """The layouts of a forced split (config key `field`) within HBM; when none is,
+    CapacityError naming the first stage over HBM in the chunking that needs the least."""
+    found = [lay for lay in layouts if lay.memory_bytes_per_gpu <= gpu.usable_bytes]
+    if found:
+        return found
+    least = min(layouts, key=lambda lay: lay.memory_bytes_per_gpu)
+    stage = next(st for st in least.stages if st.memory_bytes > gpu.usable_bytes)
+    held = (
+        f"pipeline layers {stage.first_layer}-{stage.stop_layer - 1}"
+        if stage.num_layers
+        else "no layers"
+    )
+    raise CapacityError(
+        f"{field}: stage {stage.index} ({held}) does not fit HBM even at a chunk of "
+        f"{least.chunk_tokens:,} tokens",
+        stage.memory_bytes,
+        gpu.usable_bytes,
+    )
+
+
 def best_for(objective: Objective, layouts: Sequence[Layout]) -> Layout:
     """The best layout for the objective: highest prefill tokens/s (throughput) or lowest TPOT
     (latency). Figures within SAME_FIGURE tie, broken by the other figure (also within

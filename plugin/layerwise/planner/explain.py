@@ -1,9 +1,13 @@
 """Why a layout looks the way it does, in sentences with numbers (shown under each stage table)."""
 
+from layerwise.config.forced import shown
+from layerwise.config.sections import BaselineOptions
 from layerwise.costmodel.kernels import allreduces_per_layer
+from layerwise.errors import CapacityError
 from layerwise.hardware.spec import HardwareSpec
 from layerwise.model.spec import ModelSpec
-from layerwise.partition.search import stage_costs, uniform_boundaries
+from layerwise.partition.search import partition, stage_costs, uniform_boundaries
+from layerwise.planner.baseline import baseline_boundaries, baseline_setting
 from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.layerwise import layerwise_setting
 from layerwise.planner.pricing import chunk_tile_bytes
@@ -116,6 +120,45 @@ def _versus_uniform(inputs: PlanInputs, layout: Layout) -> str:
     )
 
 
+def _slowest_ms(layout: Layout) -> float:
+    return max(stage.prefill_s for stage in layout.stages) * 1e3
+
+
+def _forced_layerwise(inputs: PlanInputs, layout: Layout) -> str:
+    """That layerwise.stage_layers placed the layers, against the exact partition of the same
+    chunk (one partition: milliseconds)."""
+    setting = layerwise_setting(inputs, layout.replicas, layout.decode_micro_batches)
+    told = f"layers per stage forced by layerwise.stage_layers = {shown(layout.forced_split)}"
+    try:
+        exact = partition(problem(inputs, setting, layout.chunk_tokens))
+    except CapacityError:
+        return f"{told}; the exact partitioner finds no placement within memory at this chunk"
+    bounds = exact.boundaries
+    counts = tuple(b - a for a, b in zip(bounds, bounds[1:]))
+    return (
+        f"{told}; the exact partition would be {shown(counts)} at "
+        f"{exact.bottleneck * 1e3:.3f} ms per chunk vs {_slowest_ms(layout):.3f} ms"
+    )
+
+
+def _forced_baseline(inputs: PlanInputs, layout: Layout) -> str:
+    """That baseline.stage_layers split the blocks, against megatron's split the planner
+    would choose for the same chunk."""
+    options = BaselineOptions(
+        tensor_parallel=layout.tensor_parallel,
+        pipeline_parallel=len(layout.stages),
+        decode_micro_batches=layout.decode_micro_batches,
+    )
+    placed = problem(inputs, baseline_setting(inputs, options), layout.chunk_tokens)
+    own = baseline_boundaries(inputs.model, layout.tensor_parallel, placed)
+    return (
+        f"blocks per stage forced by baseline.stage_layers = {shown(layout.forced_split)}; "
+        f"the planner's megatron split would be {shown(block_counts(inputs.model, own))} at "
+        f"{max(stage_costs(placed, own)) * 1e3:.3f} ms per chunk vs "
+        f"{_slowest_ms(layout):.3f} ms"
+    )
+
+
 def _empty_stages(layout: Layout) -> list[str]:
     empty = [stage.index for stage in layout.stages if stage.num_layers == 0]
     if not empty:
@@ -156,7 +199,8 @@ def _host_time(model: ModelSpec, gpu: HardwareSpec) -> list[str]:
 
 def explain(inputs: PlanInputs, layout: Layout) -> tuple[str, ...]:
     """The layout's reasons: placement, chunking, bottleneck, L2 residency, host-time gaps, and
-    per layout the uniform split it beats (layer-wise) or its TP all-reduces (baseline)."""
+    per layout the uniform split it beats (layer-wise) or its TP all-reduces (baseline); a
+    forced split (stage_layers) is said so, beside the split the planner would choose."""
     found = [
         _placement(inputs, layout),
         _chunking(inputs, layout),
@@ -165,8 +209,11 @@ def explain(inputs: PlanInputs, layout: Layout) -> tuple[str, ...]:
         *_host_time(inputs.model, inputs.gpu),
     ]
     if layout.mode == "layerwise":
-        found.append(_versus_uniform(inputs, layout))
-        found += _empty_stages(layout)
-    elif layout.tensor_parallel > 1:
-        found.append(_tensor_parallel(inputs.model, layout))
+        forced = layout.forced_split is not None
+        found.append((_forced_layerwise if forced else _versus_uniform)(inputs, layout))
+        found += [] if forced else _empty_stages(layout)
+    else:
+        found += [_forced_baseline(inputs, layout)] if layout.forced_split is not None else []
+        if layout.tensor_parallel > 1:
+            found.append(_tensor_parallel(inputs.model, layout))
     return tuple(found)

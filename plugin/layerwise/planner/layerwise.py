@@ -4,14 +4,22 @@ For each chunk size the exact partitioner places the layers (partition.search.pa
 chunks whose prefill time is within SAME_FIGURE of the fastest are priced in full and the best
 chunking is chosen (choose.best_of). The replica count ("auto") is the best for the run's
 objective (choose.best_for) of every count searched (replicas.searched_counts).
+
+A forced split (layerwise.stage_layers) replaces the partitioner at the replica count whose
+stages it has: every chunk size is priced at its boundaries (choose.fitting_split names a stage
+that does not fit). Other replica counts keep the exact partition. Under "auto" the split fixes
+the configured count (replicas.configured_replicas).
 """
 
-from layerwise.config.replicas import searched_counts
+from dataclasses import replace
+from itertools import accumulate
+
+from layerwise.config.replicas import configured_replicas, searched_counts
 from layerwise.config.sections import Auto, LayerwiseOptions, Objective
 from layerwise.costmodel.pipeline import pipeline_time
 from layerwise.errors import CapacityError
 from layerwise.partition.search import partition
-from layerwise.planner.choose import best_for, best_of, fitting
+from layerwise.planner.choose import best_for, best_of, fitting, fitting_split
 from layerwise.planner.grid import layerwise_grid
 from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.pricing import price
@@ -56,9 +64,10 @@ def plan_layerwise(
     objective: Objective,
     replicas: int | None = None,
 ) -> Layout:
-    """The layer-wise layout at `replicas` (default: the configured count, or for "auto" the
-    best for the objective of every count searched); raises CapacityError if none fits."""
-    replicas = replicas or options.replicas
+    """The layer-wise layout at `replicas` (default: the configured count, that of a forced
+    split under "auto", else the best for the objective of every count searched); raises
+    CapacityError if none fits."""
+    replicas = replicas or configured_replicas(inputs.gpus, options)
     if replicas != "auto":
         return plan_replicas(inputs, options, replicas)
     found, error = layerwise_options(inputs, options)
@@ -67,11 +76,42 @@ def plan_layerwise(
     return best_for(objective, found)
 
 
+def forced_boundaries(options: LayerwiseOptions, stages: int) -> tuple[int, ...] | None:
+    """Pipeline-layer boundaries of layerwise.stage_layers when it has `stages` entries (the
+    replica count it was written for); None: the exact partitioner places the layers."""
+    split = options.stage_layers
+    if split is None or len(split) != stages:
+        return None
+    return (0, *accumulate(split))
+
+
 def plan_replicas(inputs: PlanInputs, options: LayerwiseOptions, replicas: int) -> Layout:
+    """The best chunking at `replicas`: of the forced split when it has these stages
+    (plan_forced), else of the exact partition; raises CapacityError if none fits."""
+    setting = layerwise_setting(inputs, replicas, options.decode_micro_batches)
+    forced = forced_boundaries(options, setting.num_stages)
+    if forced is not None:
+        return plan_forced(inputs, setting, options, forced)
+    return plan_exact(inputs, setting, options)
+
+
+def plan_forced(
+    inputs: PlanInputs, setting: Setting, options: LayerwiseOptions, boundaries: tuple[int, ...]
+) -> Layout:
+    """layerwise.stage_layers as given, at every chunk size (pricing a fixed split is cheap);
+    the best chunking within HBM, else CapacityError naming the stage that does not fit."""
+    priced = [
+        price(inputs, setting, chunk, boundaries)
+        for chunk in chunk_candidates(inputs, setting, options.micro_batches)
+    ]
+    fits = fitting_split(inputs.gpu, priced, "layerwise.stage_layers")
+    return replace(best_of(inputs.gpu, fits), forced_split=options.stage_layers)
+
+
+def plan_exact(inputs: PlanInputs, setting: Setting, options: LayerwiseOptions) -> Layout:
     """Exact partition for each chunk size; raises CapacityError if none fits. Only the chunks
     whose prefill time is within SAME_FIGURE of the fastest get fully priced (decode included):
     time <= fastest / (1 - SAME_FIGURE) is tokens/s >= the best's x (1 - SAME_FIGURE)."""
-    setting = layerwise_setting(inputs, replicas, options.decode_micro_batches)
     units = setting.sequences * inputs.workload.seq_len
     placed, error, per_micro_batch = [], None, engine_costs(inputs.gpu, "layerwise")[1]
     for chunk in chunk_candidates(inputs, setting, options.micro_batches):

@@ -8,7 +8,12 @@ does (within tolerances.SAME_FIGURE) and quotes that tolerance."""
 from collections.abc import Callable
 from dataclasses import replace
 
-from layerwise.config.replicas import REPLICA_OPTIONS_MAX_GPUS, searched_counts
+from layerwise.config.forced import shown
+from layerwise.config.replicas import (
+    REPLICA_OPTIONS_MAX_GPUS,
+    configured_replicas,
+    searched_counts,
+)
 from layerwise.config.sections import BaselineOptions, LayerwiseOptions, Mode, Objective, RunConfig
 from layerwise.costmodel.kernels import model_flops
 from layerwise.errors import CapacityError, ConfigError
@@ -128,8 +133,9 @@ def _configured(
     error: str,
 ) -> tuple[Layout | None, str]:
     """The layer-wise layout the run uses: the best under "auto", else the configured count
-    (priced again when it is not among the `priced` ones, to tell why it does not fit)."""
-    replicas = options.replicas
+    (configured_replicas: a forced split fixes it; priced again when it is not among the
+    `priced` ones, to tell why it does not fit)."""
+    replicas = configured_replicas(inputs.gpus, options)
     if replicas == "auto":
         return best, "" if best is not None else error
     if best is not None and best.replicas == replicas:
@@ -165,8 +171,18 @@ def compared_text(plan: Plan) -> str:
 
 
 def _advice(objective: Objective, layerwise: Layout | None, best: Layout | None) -> str:
-    """When an explicit replica count is not the best one priced, how to get the best."""
-    if layerwise is None or best is None or best.replicas == layerwise.replicas:
+    """When an explicit replica count (or a forced split) is not the best one priced, how to
+    get the best."""
+    if layerwise is None or best is None or best is layerwise:
+        return ""
+    if layerwise.forced_split is not None and best.forced_split is None:
+        return (
+            f". layerwise.stage_layers = {shown(layerwise.forced_split)} gives "
+            f"{_figure(objective, layerwise)}; the best priced, the {label(best)} (exact "
+            f"partition), gives {_figure(objective, best)}: drop layerwise.stage_layers and "
+            f'set layerwise.replicas to {best.replicas} or "auto"'
+        )
+    if best.replicas == layerwise.replicas:
         return ""
     return (
         f". layerwise.replicas = {layerwise.replicas} gives {_figure(objective, layerwise)}; "

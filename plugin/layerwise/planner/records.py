@@ -67,6 +67,9 @@ class Layout:
     notes: tuple[str, ...] = ()
     tpot_without_l2_s: float = 0.0
     """tpot_s with every stage's weights read from HBM: what L2 residency changed."""
+    forced_split: tuple[int, ...] | None = None
+    """The config's stage_layers when it placed the layers (pipeline layers per stage for the
+    layer-wise layout, blocks for the baseline); None when the planner chose the split."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -1,6 +1,6 @@
 """The figures every table and plot names, with one label each: the runtime's table, compare's
-table and the predicted-vs-measured plot read them here, so a figure is called the same
-everywhere."""
+table, tune's table and the predicted-vs-measured plot read them here, so a figure is called
+the same everywhere; `figures` makes a run's set of them, predicted or measured."""
 
 from dataclasses import dataclass
 
@@ -23,3 +23,10 @@ FIGURES = (
     Figure(key="inv_tps_ms", label="1/TPS (ms)", fmt=".6f", plot_title="1/TPS ms"),
 )
 PLOTTED = tuple(figure for figure in FIGURES if figure.plot_title is not None)
+
+
+def figures(tps: float, tpot_ms: float | None, batch_size: int) -> dict:
+    """Prefill tokens/s, ms per decode step of the whole batch, and decode tokens/s (one new
+    token per sequence per step, all replicas together)."""
+    decode_tps = batch_size / tpot_ms * 1e3 if tpot_ms else None
+    return {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps, "decode_tps": decode_tps}

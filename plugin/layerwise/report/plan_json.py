@@ -47,6 +47,7 @@ def layout_dict(layout: Layout | None, error: str) -> dict:
         "comm_fraction": layout.comm_fraction,
         "memory_bytes_per_gpu": layout.memory_bytes_per_gpu,
         "notes": list(layout.notes),
+        "forced_split": None if layout.forced_split is None else list(layout.forced_split),
         "stages": [_stage_dict(layout, stage) for stage in layout.stages],
     }
 

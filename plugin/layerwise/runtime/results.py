@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from layerwise.config.sections import RunConfig
 from layerwise.hardware.spec import HardwareSpec
 from layerwise.planner.records import Layout
-from layerwise.report.labels import FIGURES, Figure
+from layerwise.report.labels import FIGURES, Figure, figures
+from layerwise.report.text import describe
 from layerwise.runtime.session import MOCK_DEVICE, Measurement
 
 
@@ -17,29 +18,6 @@ class Report:
     table: str
     results: dict
     ok: bool
-
-
-def describe(layout: Layout) -> str:
-    """The layout in one line, as a Megatron or DeepSpeed user would name it."""
-    if layout.mode == "baseline":
-        shape = f"TP={layout.tensor_parallel} x PP={len(layout.stages)} (megatron-core)"
-    else:
-        shape = (
-            f"{layout.replicas} replica(s) x {len(layout.stages)} stages, layers "
-            f"{[stage.num_layers for stage in layout.stages]} (DeepSpeed pipeline)"
-        )
-    decode = "streamed through the pipeline" if layout.decode_streamed else "a run per step"
-    return (
-        f"{shape}; prefill in {layout.micro_batches} chunk(s) of {layout.chunk_tokens:,} tokens"
-        f", decode in {layout.decode_micro_batches} micro-batch(es), {decode}"
-    )
-
-
-def figures(tps: float, tpot_ms: float | None, batch_size: int) -> dict:
-    """Prefill tokens/s, ms per decode step of the whole batch, and decode tokens/s (one new
-    token per sequence per step, all replicas together)."""
-    decode_tps = batch_size / tpot_ms * 1e3 if tpot_ms else None
-    return {"tps": tps, "tpot_ms": tpot_ms, "inv_tps_ms": 1e3 / tps, "decode_tps": decode_tps}
 
 
 def _row(figure: Figure, predicted: float | None, measured: float | None) -> str:
