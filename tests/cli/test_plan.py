@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from layerwise import make_plan, parse_config
 from tests.conftest import CONFIGS, ROOT
 
 
@@ -139,3 +140,18 @@ def test_json_and_text_say_what_was_compared_for_the_objective(tmp_path):
     assert data["layerwise_replicas_searched"] == "all"
     assert f"compared: {data['compared']}" in done.stdout
     assert "objective 'latency'" in done.stdout
+
+
+def test_the_json_recommendation_carries_a_config_that_runs_it(tmp_path):
+    """mock-dense's config runs TP2 x PP2 layer-wise 1 replica; the recommendation (TP1 x PP4)
+    comes with a complete config that plans exactly that layout."""
+    out_json = tmp_path / "plan.json"
+    done = plan("--config", "configs/mock_dense_layerwise.json", "--json", str(out_json))
+    assert done.returncode == 0, done.stderr
+    recommendation = json.loads(out_json.read_text())["recommendation"]
+    config = parse_config(recommendation["config"], "recommended", tmp_path)  # paths absolute
+    layout = make_plan(config).layout(config.mode)
+    assert (config.mode, layout.tensor_parallel, len(layout.stages)) == ("baseline", 1, 4)
+    assert layout.tps == pytest.approx(recommendation["tps"])
+    original = json.loads((CONFIGS / "mock_dense_layerwise.json").read_text())
+    assert recommendation["config"]["workload"] == original["workload"]

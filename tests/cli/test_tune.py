@@ -82,7 +82,15 @@ def test_latency_without_decode_steps_is_refused(fake, tmp_path, capsys):
 
 def test_a_tuning_prints_its_table_and_writes_the_winner_and_every_row(fake, tmp_path, capsys):
     # predicted order for mock-dense, throughput: baseline TP1xPP4, layerwise 4x1, 2x2, 1x4, ...
-    runs = fake({"baseline-TP1xPP4": 900.0, "layerwise-4x1": 1000.0, "layerwise-2x2": 500.0})
+    # and last the control: layer-wise 1x4 at an even split (its exact split is [4, 0, 0, 4])
+    runs = fake(
+        {
+            "baseline-TP1xPP4": 900.0,
+            "layerwise-4x1": 1000.0,
+            "layerwise-2x2": 500.0,
+            "layerwise-1x4-even": 400.0,
+        }
+    )
     out = tmp_path / "best.json"
     code = tune.main(
         ["--config", DENSE, "--top", "3", "--repeats", "2", "--out", str(out)]
@@ -94,9 +102,11 @@ def test_a_tuning_prints_its_table_and_writes_the_winner_and_every_row(fake, tmp
         "baseline-TP1xPP4.r1",
         "layerwise-4x1.r1",
         "layerwise-2x2.r1",
+        "layerwise-1x4-even.r1",
         "baseline-TP1xPP4.r2",
         "layerwise-4x1.r2",
         "layerwise-2x2.r2",
+        "layerwise-1x4-even.r2",
     ]
     rows = {
         line.split()[1]: line.split() for line in stdout.splitlines() if line[:4] in "layerbase"
@@ -104,10 +114,12 @@ def test_a_tuning_prints_its_table_and_writes_the_winner_and_every_row(fake, tmp
     assert rows["TP1xPP4"][3:] == ["900", "900..900", "1", "2"]
     assert rows["4x1"][3:] == ["1,000", "1,000..1,000", "2", "1"]
     assert rows["2x2"][3:] == ["500", "500..500", "3", "3"]
+    assert rows["1x4"][4:] == ["400", "400..400", "4", "4"]  # "layerwise 1x4 even ..."
     assert "winner: layerwise 4x1 (best measured median); the model's pick: baseline TP1xPP4" in (
         stdout
     )
-    assert "Kendall tau, predicted vs measured order: 0.33 over 3 measured candidates" in stdout
+    # pairs in the same order: 5 of 6 (only TP1xPP4 vs 4x1 is swapped): tau = (5 - 1) / 6
+    assert "Kendall tau, predicted vs measured order: 0.67 over 4 measured candidates" in stdout
     assert "regret: 0.900" in stdout
     written = json.loads(out.read_text())
     assert written == json.loads((tmp_path / "best.json").read_text())
@@ -119,6 +131,7 @@ def test_a_tuning_prints_its_table_and_writes_the_winner_and_every_row(fake, tmp
         "baseline TP1xPP4",
         "layerwise 4x1",
         "layerwise 2x2",
+        "layerwise 1x4 even",
     ]
     assert summary["winner"] == "layerwise 4x1" and summary["regret"] == pytest.approx(0.9)
     assert summary["rows"][1]["runs"][0]["tps"] == 1000.0 and summary["rows"][1]["median"] == 1000
@@ -127,7 +140,9 @@ def test_a_tuning_prints_its_table_and_writes_the_winner_and_every_row(fake, tmp
 def test_a_failed_candidate_is_shown_and_skipped(fake, tmp_path, capsys):
     failure = RunFailedError("baseline-TP1xPP4.r1", "error: ranks disagree", 1, 600.0)
     runs = fake({"baseline-TP1xPP4": failure, "layerwise-4x1": 1000.0})
-    code = tune.main(["--config", DENSE, "--top", "2", "--results-dir", str(tmp_path)])
+    code = tune.main(
+        ["--config", DENSE, "--top", "2", "--no-control", "--results-dir", str(tmp_path)]
+    )
     stdout = capsys.readouterr().out
     assert code == 0 and runs.names.count("baseline-TP1xPP4.r1") == 1
     assert len(runs.names) == 4  # 4x1 ran its 3 rounds, TP1xPP4 only its first
@@ -140,7 +155,9 @@ def test_a_failed_candidate_is_shown_and_skipped(fake, tmp_path, capsys):
 
 def test_all_failed_exits_1_and_still_writes_the_rows(fake, tmp_path, capsys):
     fake({"baseline-TP1xPP4": RuntimeError("broke"), "layerwise-4x1": RuntimeError("broke too")})
-    code = tune.main(["--config", DENSE, "--top", "2", "--results-dir", str(tmp_path)])
+    code = tune.main(
+        ["--config", DENSE, "--top", "2", "--no-control", "--results-dir", str(tmp_path)]
+    )
     assert code == 1
     assert "all 2 candidates failed" in capsys.readouterr().err
     rows = json.loads((tmp_path / "tune.json").read_text())["rows"]
@@ -153,7 +170,7 @@ def test_top_larger_than_the_candidates_runs_them_all(fake, tmp_path):
              "baseline-TP2xPP2", "baseline-TP4xPP1"]  # fmt: skip
     runs = fake({name: float(rank) for rank, name in enumerate(order, start=1)})
     args = ["--config", DENSE, "--top", "9", "--repeats", "1", "--results-dir", str(tmp_path)]
-    assert tune.main(args) == 0
+    assert tune.main([*args, "--no-control"]) == 0
     assert runs.names == [f"{name}.r1" for name in order]
     summary = json.loads((tmp_path / "tune.json").read_text())
     assert summary["kendall_tau"] == pytest.approx(-1.0)  # measured exactly reversed

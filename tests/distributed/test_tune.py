@@ -29,9 +29,16 @@ def test_tune_runs_the_two_best_predicted_layouts_and_writes_the_winner(tmp_path
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((tmp_path / "tune.json").read_text())
     rows = summary["rows"]
-    assert [row["name"] for row in rows] == ["baseline TP1xPP4", "layerwise 4x1"]  # predicted order
+    # the two best predicted, then the control: layer-wise 1x4 forced to an even split
+    assert [row["name"] for row in rows] == [
+        "baseline TP1xPP4",
+        "layerwise 4x1",
+        "layerwise 1x4 even",
+    ]
     assert all(row["error"] == "" and len(row["runs"]) == 1 for row in rows)
-    assert sorted(row["measured_rank"] for row in rows) == [1, 2]
+    assert sorted(row["measured_rank"] for row in rows) == [1, 2, 3]
+    even = json.loads((tmp_path / "layerwise-1x4-even.r1.results.json").read_text())
+    assert "layers [2, 2, 2, 2]" in even["layout"]
     for row in rows:  # what the run predicted is what the candidate predicted
         stem = row["name"].replace(" ", "-")
         results = json.loads((tmp_path / f"{stem}.r1.results.json").read_text())

@@ -158,3 +158,54 @@ def test_a_limit_stops_after_that_many_runnable_candidates():
     every = ranked_candidates(data, CONFIGS, "throughput").ranked
     first = ranked_candidates(data, CONFIGS, "throughput", limit=2).ranked
     assert [c.name for c in first] == [c.name for c in every[:2]] and len(every) == 6
+
+
+def test_a_forced_split_stays_with_its_own_shape_only():
+    data = mock("mock_dense_baseline")
+    data["baseline"]["stage_layers"] = [4, 4]  # TP2 x PP2, the config's own shape
+    data["layerwise"].update(replicas=1, stage_layers=[2, 2, 2, 2])
+    same = candidate_config(data, "baseline", tensor_parallel=2, pipeline_parallel=2)
+    assert same["baseline"]["stage_layers"] == [4, 4]
+    moved = candidate_config(data, "baseline", tensor_parallel=1, pipeline_parallel=4)
+    assert "stage_layers" not in moved["baseline"]
+    assert candidate_config(data, "layerwise", replicas=1)["layerwise"]["stage_layers"] == [
+        2,
+        2,
+        2,
+        2,
+    ]
+    assert "stage_layers" not in candidate_config(data, "layerwise", replicas=2)["layerwise"]
+    for derived in (moved, candidate_config(data, "layerwise", replicas=2)):
+        planned_layout(derived)  # both plan: no split of the wrong length is left behind
+
+
+def test_the_control_is_the_best_uneven_layerwise_split_run_even():
+    """mock-dense: the exact partition of 1 replica x 4 stages is [4, 0, 0, 4] (empty middle
+    stages forward activations); the control runs the same layout at [2, 2, 2, 2]."""
+    found = ranked_candidates(mock("mock_dense_layerwise"), CONFIGS, "throughput", limit=2)
+    control = found.control
+    assert control.name == "layerwise 1x4 even"
+    assert control.config_data["layerwise"]["stage_layers"] == [2, 2, 2, 2]
+    config, layout = planned_layout(control.config_data)
+    assert [stage.num_layers for stage in layout.stages] == [2, 2, 2, 2]
+    assert layout.forced_split is not None
+    exact = make_plan(
+        parse_config(
+            candidate_config(mock("mock_dense_layerwise"), "layerwise", replicas=1),
+            "exact",
+            CONFIGS,
+        )
+    ).layerwise
+    assert [stage.num_layers for stage in exact.stages] == [4, 0, 0, 4]
+    assert control.predicted["tps"] <= exact.tps  # the exact split is never predicted worse
+
+
+def test_no_control_when_every_layerwise_split_is_even_already():
+    found = ranked_candidates(mock("mock_gpt_layerwise"), CONFIGS, "throughput", limit=2)
+    plan = make_plan(parse_config(mock("mock_gpt_layerwise"), "gpt", CONFIGS))
+    assert found.control is None
+    assert all(
+        len({stage.num_layers for stage in layout.stages}) == 1
+        for layout in plan.candidates
+        if layout.mode == "layerwise"
+    )

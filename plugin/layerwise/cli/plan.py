@@ -7,11 +7,13 @@ import sys
 from pathlib import Path
 
 from layerwise.cli.common import plan_for_run, write_atomically
-from layerwise.config.load import load_config
+from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ExitCode, LayerwiseError
+from layerwise.planner.records import Plan
 from layerwise.report.plan_json import plan_dict
 from layerwise.report.plot import PLOT_FORMATS
 from layerwise.report.text import render
+from layerwise.tune.candidates import candidate_config, sizes_of
 
 
 def plot_format(path: Path) -> str:
@@ -36,6 +38,17 @@ def _outputs(args: argparse.Namespace) -> list[str]:
         except ImportError:
             problems.append("--plot: needs matplotlib (pip install 'layerwise[plot]')")
     return problems
+
+
+def with_recommended_config(document: dict, plan: Plan, config_path: Path) -> dict:
+    """The plan's JSON with `recommendation.config`: the config file's own data (paths made
+    absolute) set to run the recommended layout, so `launch/infer.py` runs it as is."""
+    if not plan.candidates:
+        return document
+    data = absolute_paths(json.loads(config_path.read_text()), config_path.parent)
+    top = plan.candidates[0]
+    document["recommendation"]["config"] = candidate_config(data, top.mode, **sizes_of(top))
+    return document
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         return ExitCode.USAGE
     outputs = {}
     if args.json is not None:
-        outputs[args.json] = (json.dumps(plan_dict(plan), indent=2) + "\n").encode()
+        document = with_recommended_config(plan_dict(plan), plan, args.config)
+        outputs[args.json] = (json.dumps(document, indent=2) + "\n").encode()
     if args.plot is not None:
         from layerwise.report.plot import timeline
 

@@ -54,6 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--objective", choices=OBJECTIVES, help="rank by this (default: the config's objective)"
     )
+    parser.add_argument(
+        "--no-control",
+        dest="control",
+        action="store_false",
+        help="leave out the control (the best layer-wise candidate with an uneven exact split, "
+        "run at an even split), which is run besides the top K by default",
+    )
     parser.add_argument("--out", type=Path, help="write the winner's run config here")
     parser.add_argument(
         "--results-dir",
@@ -95,6 +102,13 @@ def prepared(args: argparse.Namespace) -> tuple[str, Candidates]:
         data, args.config.parent, objective, limit=args.top, source=str(args.config)
     )
     return objective, found
+
+
+def with_control(chosen: list[Candidate], control: Candidate | None) -> list[Candidate]:
+    """The top candidates and, last, the even-split control when it is not among them."""
+    if control is None or control.name in {candidate.name for candidate in chosen}:
+        return chosen
+    return [*chosen, control]
 
 
 def run_name(candidate: Candidate, round_: int) -> str:
@@ -277,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     if not found.ranked:
         print(f"error: {args.config}: no layout of it can run", file=sys.stderr)
         return ExitCode.USAGE
-    chosen = top(found.ranked, args.top)
+    chosen = with_control(top(found.ranked, args.top), found.control if args.control else None)
     folder = args.results_dir or Path(tempfile.mkdtemp(prefix="layerwise-tune-"))
     try:
         outcomes = run_all(chosen, args, folder)

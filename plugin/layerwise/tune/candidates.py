@@ -8,14 +8,15 @@ derives one candidate's config from (data, mode, sizes), the one place that is d
 config is then planned as the runtime will plan it, which gives its predicted figures."""
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from layerwise.cli.common import plan_for_run
 from layerwise.config.load import absolute_paths, parse_config
 from layerwise.config.sections import Mode, Objective
 from layerwise.errors import ConfigError
-from layerwise.planner.records import Layout
+from layerwise.partition.search import uniform_boundaries
+from layerwise.planner.records import Layout, Plan
 from layerwise.report.labels import figures
 from layerwise.report.text import describe
 
@@ -40,6 +41,9 @@ class Candidates:
 
     ranked: tuple[Candidate, ...]
     refused: tuple[str, ...] = ()
+    control: Candidate | None = None
+    """The best layer-wise layout whose exact split is uneven, at an even split (DeepSpeed's
+    'uniform' counts): what the exact partition is measured against."""
     """'<mode> <sizes>: <why>' for each derived config that cannot run."""
 
 
@@ -50,6 +54,7 @@ def candidate_config(
     tensor_parallel: int | None = None,
     pipeline_parallel: int | None = None,
     replicas: int | None = None,
+    stage_layers: list[int] | None = None,
     objective: Objective | None = None,
 ) -> dict:
     """A copy of a config's data that runs `mode` at the sizes given (the others as `data` has
@@ -64,8 +69,15 @@ def candidate_config(
     moved = {key: value for key, value in shape.items() if value is not None}
     if any(baseline.get(key) != value for key, value in moved.items()):
         baseline.update(moved, micro_batches="auto", decode_micro_batches="auto")
+        baseline.pop("stage_layers", None)  # a forced split is for the config's own shape
+    layerwise = out.setdefault("layerwise", {})
     if replicas is not None:
-        out.setdefault("layerwise", {})["replicas"] = replicas
+        layerwise["replicas"] = replicas
+        forced = layerwise.get("stage_layers")
+        if forced and len(forced) * replicas != out["hardware"]["gpus"]:
+            layerwise.pop("stage_layers")  # the replicas give another stage count
+    if stage_layers is not None:
+        layerwise["stage_layers"] = list(stage_layers)
     return out
 
 
@@ -99,6 +111,32 @@ def sizes_of(layout: Layout) -> dict:
     return {"replicas": layout.replicas}
 
 
+def even_counts(layout: Layout) -> list[int]:
+    """The layout's layers over its stages in equal counts (DeepSpeed's 'uniform')."""
+    bounds = uniform_boundaries(layout.stages[-1].stop_layer, len(layout.stages))
+    return [stop - start for start, stop in zip(bounds, bounds[1:])]
+
+
+def even_control(plan: Plan, data: dict, folder: Path, source: str) -> Candidate | None:
+    """The best layer-wise candidate whose exact split is not even, forced to even layer counts
+    (layerwise.stage_layers): the control the exact partition is measured against. None when
+    every layer-wise split is even already."""
+    uneven = (
+        layout
+        for layout in plan.candidates
+        if layout.mode == "layerwise"
+        and even_counts(layout) != [stage.num_layers for stage in layout.stages]
+    )
+    best = next(uneven, None)
+    if best is None:
+        return None
+    config_data = candidate_config(
+        data, "layerwise", replicas=best.replicas, stage_layers=even_counts(best)
+    )
+    control = planned(config_data, folder, f"{source} (even split)")
+    return replace(control, name=f"{control.name} even")
+
+
 def ranked_candidates(
     data: dict,
     folder: Path,
@@ -123,7 +161,12 @@ def ranked_candidates(
             ranked.append(planned(config_data, folder, what))
         except ConfigError as error:
             refused.append(f"{what}: {'; '.join(error.problems)}")
-    return Candidates(ranked=tuple(ranked), refused=tuple(refused))
+    try:
+        control = even_control(plan, data, folder, source)
+    except ConfigError as error:
+        control = None
+        refused.append(f"even-split control: {'; '.join(error.problems)}")
+    return Candidates(ranked=tuple(ranked), refused=tuple(refused), control=control)
 
 
 def candidates(data: dict, folder: Path, objective: Objective) -> list[Candidate]:
