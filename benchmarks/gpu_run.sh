@@ -53,7 +53,7 @@ for part in $parts; do
     overhead)
       config=${configs[0]}
       "$py" benchmarks/raw_loop.py --config "$config" --json "$out/raw.json"
-      "$py" launch/compare.py --launcher torchrun --config "$config" --verify \
+      "$py" launch/compare.py --launcher torchrun --config "$config" --verify --repeats 1 \
         --results-dir "$out" | tee "$out/compare.txt"
       ;;
     tests)
