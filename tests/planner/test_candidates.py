@@ -8,6 +8,7 @@ from layerwise.planner.candidates import rank, tensor_pipeline_pairs
 from layerwise.planner.choose import best_for
 from layerwise.planner.plan import make_plan
 from layerwise.report.plan_json import plan_dict
+from layerwise.report.text import render
 from tests.conftest import CONFIGS
 
 
@@ -95,3 +96,27 @@ def test_json_lists_every_candidate_and_the_recommendation():
 
 def test_rank_of_nothing_is_nothing():
     assert rank("throughput", []) == ()
+
+
+def test_the_text_report_ranks_the_candidates_and_names_what_does_not_fit(seed_data):
+    plan = make_plan(load_config(CONFIGS / "mock_dense_layerwise.json"))
+    lines = render(plan).splitlines()
+    head = lines.index("runnable layouts: 6, best first for throughput (all; PREDICTED)")
+    first = lines[head + 3].split()
+    assert first[:5] == ["1", "baseline", "TP1", "x", "PP4"]
+    assert "2/2/2/2" in first and "52,748" in first
+    assert lines[head + 8].split()[0] == "6"  # six rows, best first
+    seed = make_plan(parse_config(seed_data))
+    assert any(
+        line.startswith("  does not fit: baseline TP16 x PP1: ")
+        for line in render(seed).splitlines()
+    )
+
+
+def test_the_text_report_shows_the_best_ten_of_more():
+    plan = make_plan(load_config(CONFIGS / "mock_dense_layerwise.json"))
+    doubled = dataclasses.replace(plan, candidates=plan.candidates * 2)
+    text = render(doubled)
+    assert "runnable layouts: 12, best first for throughput (the best 10; PREDICTED)" in text
+    ranks = [line.split()[0] for line in text.splitlines() if line[:4].strip().isdigit()]
+    assert ranks[-1] == "10"
