@@ -11,15 +11,13 @@ O(L / (P - 2) x log L) splits priced, not all. A forced split (baseline.stage_la
 the search: it is priced as given at every chunk size.
 """
 
-from dataclasses import replace
-
 from layerwise.config.sections import BaselineOptions
 from layerwise.model.spec import ModelSpec
 from layerwise.partition.search import PartitionProblem
-from layerwise.planner.choose import best_of, fitting, fitting_split
+from layerwise.planner.choose import best_of, fitting
 from layerwise.planner.grid import megatron_grid
 from layerwise.planner.inputs import PlanInputs
-from layerwise.planner.pricing import price
+from layerwise.planner.pricing import price, price_split
 from layerwise.planner.records import Layout
 from layerwise.planner.setting import Setting, chunk_candidates, prefix, problem
 from layerwise.planner.splits import even_counts, pipeline_boundaries
@@ -188,11 +186,20 @@ def baseline_boundaries(
 
 
 def plan_baseline(inputs: PlanInputs, options: BaselineOptions) -> Layout:
-    """Megatron's split for each chunk size, or baseline.stage_layers as given (plan_forced);
-    raises CapacityError if none fits."""
+    """Megatron's split for each chunk size, or baseline.stage_layers as given (blocks per
+    stage, the embedding on stage 0 and the LM head on the last; pricing.price_split); raises
+    CapacityError if none fits."""
     setting = baseline_setting(inputs, options)
     if options.stage_layers is not None:
-        return plan_forced(inputs, setting, options)
+        boundaries = pipeline_boundaries(inputs.model, options.stage_layers)
+        return price_split(
+            inputs,
+            setting,
+            options.micro_batches,
+            boundaries,
+            "baseline.stage_layers",
+            options.stage_layers,
+        )
     model = inputs.model
     layouts = []
     for chunk in chunk_candidates(inputs, setting, options.micro_batches):
@@ -202,15 +209,3 @@ def plan_baseline(inputs: PlanInputs, options: BaselineOptions) -> Layout:
     if model.vocab_size:
         what += " + embedding + LM head"
     return best_of(inputs.gpu, fitting(inputs.gpu, layouts, what))
-
-
-def plan_forced(inputs: PlanInputs, setting: Setting, options: BaselineOptions) -> Layout:
-    """baseline.stage_layers (blocks per stage, the embedding on stage 0 and the LM head on the
-    last) at every chunk size; CapacityError naming the stage that does not fit."""
-    boundaries = pipeline_boundaries(inputs.model, options.stage_layers)
-    priced = [
-        price(inputs, setting, chunk, boundaries)
-        for chunk in chunk_candidates(inputs, setting, options.micro_batches)
-    ]
-    fits = fitting_split(inputs.gpu, priced, "baseline.stage_layers")
-    return replace(best_of(inputs.gpu, fits), forced_split=options.stage_layers)

@@ -43,9 +43,13 @@ def best_of(gpu: HardwareSpec, layouts: list[Layout]) -> Layout:
     )
 
 
+def within_hbm(gpu: HardwareSpec, layouts: list[Layout]) -> list[Layout]:
+    return [lay for lay in layouts if lay.memory_bytes_per_gpu <= gpu.usable_bytes]
+
+
 def fitting(gpu: HardwareSpec, layouts: list[Layout], what: str) -> list[Layout]:
     """The layouts within HBM; CapacityError with the smallest need when none is."""
-    found = [lay for lay in layouts if lay.memory_bytes_per_gpu <= gpu.usable_bytes]
+    found = within_hbm(gpu, layouts)
     if not found:
         smallest = min(lay.memory_bytes_per_gpu for lay in layouts)
         raise CapacityError(what, smallest, gpu.usable_bytes)
@@ -55,7 +59,7 @@ def fitting(gpu: HardwareSpec, layouts: list[Layout], what: str) -> list[Layout]
 def fitting_split(gpu: HardwareSpec, layouts: list[Layout], field: str) -> list[Layout]:
     """The layouts of a forced split (config key `field`) within HBM; when none is,
     CapacityError naming the first stage over HBM in the chunking that needs the least."""
-    found = [lay for lay in layouts if lay.memory_bytes_per_gpu <= gpu.usable_bytes]
+    found = within_hbm(gpu, layouts)
     if found:
         return found
     least = min(layouts, key=lambda lay: lay.memory_bytes_per_gpu)

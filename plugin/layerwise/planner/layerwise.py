@@ -11,7 +11,6 @@ that does not fit). Other replica counts keep the exact partition. Under "auto" 
 the configured count (replicas.configured_replicas).
 """
 
-from dataclasses import replace
 from itertools import accumulate
 
 from layerwise.config.replicas import configured_replicas, searched_counts
@@ -19,10 +18,10 @@ from layerwise.config.sections import Auto, LayerwiseOptions, Objective
 from layerwise.costmodel.pipeline import pipeline_time
 from layerwise.errors import CapacityError
 from layerwise.partition.search import partition
-from layerwise.planner.choose import best_for, best_of, fitting, fitting_split
+from layerwise.planner.choose import best_for, best_of, fitting
 from layerwise.planner.grid import layerwise_grid
 from layerwise.planner.inputs import PlanInputs
-from layerwise.planner.pricing import price
+from layerwise.planner.pricing import price, price_split
 from layerwise.planner.records import Layout
 from layerwise.planner.setting import Setting, chunk_candidates, engine_costs, problem
 from layerwise.planner.tolerances import SAME_FIGURE
@@ -87,25 +86,19 @@ def forced_boundaries(options: LayerwiseOptions, stages: int) -> tuple[int, ...]
 
 def plan_replicas(inputs: PlanInputs, options: LayerwiseOptions, replicas: int) -> Layout:
     """The best chunking at `replicas`: of the forced split when it has these stages
-    (plan_forced), else of the exact partition; raises CapacityError if none fits."""
+    (pricing.price_split), else of the exact partition; raises CapacityError if none fits."""
     setting = layerwise_setting(inputs, replicas, options.decode_micro_batches)
     forced = forced_boundaries(options, setting.num_stages)
     if forced is not None:
-        return plan_forced(inputs, setting, options, forced)
+        return price_split(
+            inputs,
+            setting,
+            options.micro_batches,
+            forced,
+            "layerwise.stage_layers",
+            options.stage_layers,
+        )
     return plan_exact(inputs, setting, options)
-
-
-def plan_forced(
-    inputs: PlanInputs, setting: Setting, options: LayerwiseOptions, boundaries: tuple[int, ...]
-) -> Layout:
-    """layerwise.stage_layers as given, at every chunk size (pricing a fixed split is cheap);
-    the best chunking within HBM, else CapacityError naming the stage that does not fit."""
-    priced = [
-        price(inputs, setting, chunk, boundaries)
-        for chunk in chunk_candidates(inputs, setting, options.micro_batches)
-    ]
-    fits = fitting_split(inputs.gpu, priced, "layerwise.stage_layers")
-    return replace(best_of(inputs.gpu, fits), forced_split=options.stage_layers)
 
 
 def plan_exact(inputs: PlanInputs, setting: Setting, options: LayerwiseOptions) -> Layout:

@@ -7,7 +7,7 @@ stages (prefill_figures).
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from layerwise.config.sections import Workload
 from layerwise.costmodel.pipeline import (
@@ -20,12 +20,14 @@ from layerwise.costmodel.pipeline import (
 from layerwise.hardware.spec import HardwareSpec
 from layerwise.model.spec import ModelSpec
 from layerwise.partition.search import PartitionProblem, stage_costs
+from layerwise.planner.choose import best_of, fitting_split
 from layerwise.planner.inputs import PlanInputs
 from layerwise.planner.records import Layout, StagePlan
 from layerwise.planner.setting import (
     Setting,
     batch_bytes,
     boundary_sizes,
+    chunk_candidates,
     chunk_unit,
     decode_chunk,
     divisor_ladder,
@@ -301,3 +303,22 @@ def decode_step(
         options.append((period, micro_batches, times, streamed))
     step, micro_batches, times, streamed = min(options, key=lambda option: option[:2])
     return micro_batches, times, step, streamed
+
+
+def price_split(
+    inputs: PlanInputs,
+    setting: Setting,
+    micro_batches: int | str,
+    boundaries: tuple[int, ...],
+    field: str,
+    split: tuple[int, ...],
+) -> Layout:
+    """A forced split (config key `field` = `split`, at `boundaries`) at every chunk size
+    (pricing a fixed split is cheap): the best chunking within HBM, else CapacityError naming
+    the stage that does not fit."""
+    priced = [
+        price(inputs, setting, chunk, boundaries)
+        for chunk in chunk_candidates(inputs, setting, micro_batches)
+    ]
+    fits = fitting_split(inputs.gpu, priced, field)
+    return replace(best_of(inputs.gpu, fits), forced_split=split)
