@@ -22,9 +22,11 @@ class FakeRuns:
     def __init__(self, tps: dict[str, object]):
         self.tps = tps
         self.names: list[str] = []
+        self.timed_runs: list[int] = []
 
     def __call__(self, data: dict, folder, name: str, timeout_s: float) -> dict:
         self.names.append(name)
+        self.timed_runs.append(data["run"]["timed_iters"])
         value = self.tps[name.split(".r")[0]]
         if isinstance(value, BaseException):
             raise value
@@ -59,6 +61,7 @@ def test_a_bad_config_exits_2_with_one_message_and_runs_nothing(fake, tmp_path, 
     [
         (["--top", "0"], "--top: 0 must be at least 1"),
         (["--repeats", "-1"], "--repeats: -1 must be at least 1"),
+        (["--runs", "0"], "--runs: 0 must be at least 1"),
         (["--timeout-s", "0"], "--timeout-s: 0.0 must be above 0"),
         (["--out", "/no/such/dir/best.json"], "--out: folder '/no/such/dir' does not exist"),
         (["--results-dir", "/no/such/dir"], "--results-dir: folder '/no/such/dir' does not"),
@@ -181,3 +184,18 @@ def test_ctrl_c_stops_the_tuning_with_130(fake, tmp_path, capsys):
     fake({"baseline-TP1xPP4": KeyboardInterrupt()})
     assert tune.main(["--config", DENSE, "--results-dir", str(tmp_path)]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_each_launch_times_the_runs_asked_for_and_the_winners_config_keeps_its_own(
+    fake, tmp_path
+):
+    """--runs sets every launch's timed runs (a round's figure is their median); the winner's
+    config written for the user keeps the config's own run.timed_iters."""
+    runs = fake({name: 1000.0 for name in ("baseline-TP1xPP4", "layerwise-4x1")})
+    out = tmp_path / "best.json"
+    argv = ["--config", DENSE, "--top", "2", "--repeats", "1", "--no-control", "--runs", "7"]
+    assert tune.main([*argv, "--out", str(out), "--results-dir", str(tmp_path)]) == 0
+    assert runs.timed_runs == [7, 7]
+    own = json.loads((CONFIGS / "mock_dense_layerwise.json").read_text())["run"]["timed_iters"]
+    assert json.loads(out.read_text())["run"]["timed_iters"] == own != 7
+    assert json.loads((tmp_path / "tune.json").read_text())["runs"] == 7

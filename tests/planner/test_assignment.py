@@ -117,7 +117,7 @@ def test_chunks_and_decode_micro_batches_cover_the_replicas_sequences(config, la
 
 
 def test_two_replicas_of_two_stages_by_hand():
-    config = config_of("mock_gpt_layerwise", {"replicas": 2})
+    config = config_of("mock_gpt_layerwise", {"replicas": 2, "decode_micro_batches": 2})
     layout = make_plan(config).layerwise
     assert (layout.micro_batches, layout.decode_micro_batches) == (1, 2)
     assert assign(config, layout, 2) == RankAssignment(

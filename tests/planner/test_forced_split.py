@@ -64,20 +64,21 @@ def test_the_forced_split_differs_from_what_the_partitioner_would_place():
 
 
 def test_auto_replicas_takes_the_count_the_split_fixes_and_other_counts_stay_exact():
-    config = config_of("mock_gpt_layerwise", layerwise={"replicas": "auto", "stage_layers": [5, 3]})
+    split = {"replicas": "auto", "stage_layers": [5, 1, 1, 1]}
+    config = config_of("mock_gpt_layerwise", layerwise=split)
     plan = make_plan(config)
-    assert plan.layerwise.replicas == 2 and counts(plan.layerwise) == [5, 3]
+    assert plan.layerwise.replicas == 1 and counts(plan.layerwise) == [5, 1, 1, 1]
     inputs = plan_inputs(config)
-    assert plan_layerwise(inputs, config.layerwise, config.objective).forced_split == (5, 3)
-    one = plan_layerwise(inputs, config.layerwise, config.objective, replicas=1)
-    assert one.forced_split is None and counts(one) == [2, 2, 2, 2]
+    assert plan_layerwise(inputs, config.layerwise, config.objective).forced_split == (5, 1, 1, 1)
+    two = plan_layerwise(inputs, config.layerwise, config.objective, replicas=2)
+    assert two.forced_split is None and counts(two) == [4, 4]
     by_count = {replicas: tps for replicas, tps, _ in plan.replica_options}
-    assert sorted(by_count) == [1, 2, 4] and by_count[2] == plan.layerwise.tps
-    # the best priced (exact, 4 replicas) beats the forced split, and the reason says how
-    assert plan.best_layerwise.replicas == 4 and plan.best_layerwise.forced_split is None
+    assert sorted(by_count) == [1, 2, 4] and by_count[1] == plan.layerwise.tps
+    # the best priced (exact, 2 replicas) beats the forced split, and the reason says how
+    assert plan.best_layerwise.replicas == 2 and plan.best_layerwise.forced_split is None
     assert (
-        f"layerwise.stage_layers = [5, 3] gives {plan.layerwise.tps:,.0f} tokens/s; the best "
-        f"priced, the layer-wise 4 replicas x 1 stage (exact partition), gives "
+        f"layerwise.stage_layers = [5, 1, 1, 1] gives {plan.layerwise.tps:,.0f} tokens/s; the "
+        f"best priced, the layer-wise 2 replicas x 2 stages (exact partition), gives "
         f"{plan.best_layerwise.tps:,.0f} tokens/s: drop layerwise.stage_layers"
     ) in plan.reason
 

@@ -106,6 +106,18 @@ def test_replicas_on_shared_cores_are_bounded_by_the_cores(tmp_path):
     assert shared.tpot_s == pytest.approx(4 * apart.tpot_s)
 
 
+def test_engine_run_cost_on_shared_cores_follows_the_busy_time(tmp_path):
+    """Four 1-stage replicas on one shared core: the engine's 5 ms run cost (its barriers, paid
+    while ranks wait for each other) comes after the four replicas' compute, not under it; a
+    decode step pays a quarter of it (4 steps stream as one run)."""
+    run_cost = {"layerwise": {"run": 5000.0, "micro_batch": 0.0}}
+    shared = mock_plan(tmp_path, "mock_gpt_layerwise", 4, 1, shared_cores=1.0, schedule_us={})
+    costed = mock_plan(tmp_path, "mock_gpt_layerwise", 4, 1, shared_cores=1.0, schedule_us=run_cost)
+    assert costed.prefill_s == pytest.approx(shared.prefill_s + 5e-3)
+    assert costed.decode_streamed
+    assert costed.tpot_s == pytest.approx(shared.tpot_s + 5e-3 / 4)
+
+
 def test_engine_run_cost_is_paid_once_per_decode_run(tmp_path):
     """mock-dense on 4 stages, 4 decode steps: a 1 ms run cost adds 1 ms to every step when each
     step is its own run (1 micro-batch), 1/4 ms when all steps stream as one run (4)."""

@@ -20,7 +20,12 @@ from layerwise.cli.common import run_quietly, write_atomically
 from layerwise.config.load import load_config
 from layerwise.config.sections import OBJECTIVES
 from layerwise.errors import AllRunsFailedError, ConfigError, ExitCode, LayerwiseError
-from layerwise.tune.candidates import Candidate, Candidates, ranked_candidates
+from layerwise.tune.candidates import (
+    Candidate,
+    Candidates,
+    ranked_candidates,
+    with_timed_runs,
+)
 from layerwise.tune.objective import figure_of
 from layerwise.tune.select import (
     FAILURES,
@@ -52,6 +57,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--repeats", type=int, default=3, help="rounds of every candidate (default 3)"
     )
     parser.add_argument(
+        "--runs",
+        type=int,
+        default=20,
+        help="timed runs in each launch, whose median is the round's figure (default 20; "
+        "the config's run.timed_iters is for one-off runs)",
+    )
+    parser.add_argument(
         "--objective", choices=OBJECTIVES, help="rank by this (default: the config's objective)"
     )
     parser.add_argument(
@@ -77,7 +89,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def argument_problems(args: argparse.Namespace) -> list[str]:
     """What is wrong with the arguments, found before anything is planned or run."""
     problems = []
-    for flag, value in (("--top", args.top), ("--repeats", args.repeats)):
+    for flag, value in (("--top", args.top), ("--repeats", args.repeats), ("--runs", args.runs)):
         if value < 1:
             problems.append(f"{flag}: {value} must be at least 1")
     if not args.timeout_s > 0:
@@ -125,9 +137,8 @@ def run_all(chosen: list[Candidate], args: argparse.Namespace, folder: Path) -> 
     def measure(candidate: Candidate, round_: int) -> dict:
         bar.set_postfix_str(f"{candidate.name}, round {round_}/{args.repeats}")
         try:
-            results = run_quietly(
-                candidate.config_data, folder, run_name(candidate, round_), args.timeout_s
-            )
+            data = with_timed_runs(candidate.config_data, args.runs)
+            results = run_quietly(data, folder, run_name(candidate, round_), args.timeout_s)
         except FAILURES:
             bar.total -= args.repeats - round_  # its later rounds are skipped
             raise
@@ -213,6 +224,7 @@ def tune_json(
         "objective": objective,
         "figure": figure_of(objective).key,
         "repeats": args.repeats,
+        "runs": args.runs,
         "top": args.top,
         "rows": [
             {

@@ -193,13 +193,22 @@ def stage_plans(
     )
 
 
-def _shared(
-    gpu: HardwareSpec, setting: Setting, elapsed_s: float, micro_batches: int, times: list[float]
+def on_cores(
+    gpu: HardwareSpec,
+    setting: Setting,
+    run_s: float,
+    pipeline_s: float,
+    micro_batches: int,
+    times: Sequence[float],
 ) -> float:
-    """elapsed_s when every rank of a stage (replicas x TP of them) runs `micro_batches` through
-    stages of `times` on the GPU's shared cores (pipeline.on_shared_cores)."""
-    copies = setting.replicas * setting.tp  # ranks per stage
-    return on_shared_cores(elapsed_s, copies * micro_batches * sum(times), gpu.shared_cores)
+    """A run's seconds: the engine's run cost `run_s`, then the pipeline of `micro_batches`
+    through stages of `times`, which on CPU ranks is no faster than every rank of a stage
+    (replicas x TP of them) busy on the GPU's shared cores (pipeline.on_shared_cores). The run
+    cost is added after the busy time, not overlapped: it is the engine's barrier and set-up,
+    paid while the ranks wait for each other (a 4 x 1 mock-gpt rank computes 16 ms, then
+    waits 5 ms in barriers: docs/results.md)."""
+    busy = setting.replicas * setting.tp * micro_batches * sum(times)
+    return run_s + on_shared_cores(pipeline_s, busy, gpu.shared_cores)
 
 
 def prefill_figures(
@@ -214,8 +223,8 @@ def prefill_figures(
     micro_batches = setting.sequences * workload.seq_len // chunk_tokens
     per_run, per_micro_batch = engine_costs(gpu, setting.mode)
     times = [stage.prefill_s + per_micro_batch for stage in stages]
-    elapsed = per_run + pipeline_time(times, micro_batches)
-    prefill = _shared(gpu, setting, elapsed, micro_batches, times)
+    pipeline = pipeline_time(times, micro_batches)
+    prefill = on_cores(gpu, setting, per_run, pipeline, micro_batches, times)
     return PrefillFigures(
         micro_batches=micro_batches,
         prefill_s=prefill,
@@ -234,20 +243,19 @@ def decode_figures(
     in_l2: list[bool],
 ) -> DecodeFigures:
     """The fastest decode step with the weights `in_l2` read from L2, and the fastest with
-    every weight read from HBM (what L2 residency changed), on the GPU's shared cores."""
+    every weight read from HBM (what L2 residency changed)."""
     micro_batches, times, step, streamed = decode_step(inputs, setting, boundaries, placed, in_l2)
     _, times_from_hbm, step_from_hbm, _ = (
         decode_step(inputs, setting, boundaries, placed, [False] * len(in_l2))
         if any(in_l2)
         else (0, times, step, streamed)
     )
-    gpu = inputs.gpu
     return DecodeFigures(
         micro_batches=micro_batches,
         stage_times=tuple(times),
-        tpot_s=_shared(gpu, setting, step, micro_batches, times),
+        tpot_s=step,
         streamed=streamed,
-        tpot_without_l2_s=_shared(gpu, setting, step_from_hbm, micro_batches, times_from_hbm),
+        tpot_without_l2_s=step_from_hbm,
     )
 
 
@@ -288,8 +296,9 @@ def decode_step(
     """The fastest decode step of all the replica's sequences: (micro-batches, stage times of
     one micro-batch, seconds per step, streamed). Splitting pays when the pipeline can stream
     steps (micro-batches >= stages keep every stage busy) or when attention over the KV cache,
-    not the weights, dominates a stage. The setting's decode_micro_batches fixes the count, or
-    "auto" tries divisor_ladder's."""
+    not the weights, dominates a stage. The engine's run cost is spread over the steps when
+    they stream, and the step is priced on the GPU's shared cores (on_cores). The setting's
+    decode_micro_batches fixes the count, or "auto" tries divisor_ladder's."""
     options = []
     steps = max(1, inputs.workload.decode_steps)
     chosen = setting.decode_micro_batches
@@ -299,7 +308,8 @@ def decode_step(
         sequences = setting.sequences // micro_batches
         times = decode_stage_times(inputs, setting, boundaries, sequences, placed, in_l2)
         period, streamed = decode_period(times, micro_batches, steps)
-        period += per_run / (steps if streamed else 1)
+        run_share = per_run / (steps if streamed else 1)
+        period = on_cores(inputs.gpu, setting, run_share, period, micro_batches, times)
         options.append((period, micro_batches, times, streamed))
     step, micro_batches, times, streamed = min(options, key=lambda option: option[:2])
     return micro_batches, times, step, streamed

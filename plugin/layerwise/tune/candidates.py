@@ -47,6 +47,14 @@ class Candidates:
     """'<mode> <sizes>: <why>' for each derived config that cannot run."""
 
 
+def with_timed_runs(data: dict, runs: int) -> dict:
+    """A copy of a config's data with `runs` timed runs: tune's rounds take the median of many
+    runs, where a config's own run.timed_iters (2 in the mock configs) is for a one-off check."""
+    out = json.loads(json.dumps(data))
+    out.setdefault("run", {})["timed_iters"] = runs
+    return out
+
+
 def candidate_config(
     data: dict,
     mode: Mode,
