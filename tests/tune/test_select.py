@@ -144,6 +144,26 @@ def test_regret_for_latency_is_best_over_pick():
     assert summary.regret == pytest.approx(4.0 / 5.0)
 
 
+def test_paired_regret_compares_pick_and_winner_within_each_round():
+    """Round 3 ran fast for both: the medians (20 vs 24) give 0.833, the rounds' own ratios
+    1.1, 0.833 and 0.875 give a median of 0.875; a candidate that failed after round 2 is
+    paired over the rounds both ran."""
+    chosen = [candidate("P", 300.0), candidate("W", 200.0)]
+    _, outcomes = run(chosen, {"P": [11.0, 20.0, 35.0], "W": [10.0, 24.0, 40.0]}, 3)
+    summary = summarise(chosen, outcomes, "throughput")
+    assert (summary.pick, summary.winner) == ("P", "W")
+    assert summary.regret == pytest.approx(20 / 24)
+    assert summary.round_regrets == pytest.approx((1.1, 20 / 24, 35 / 40))
+    assert summary.paired_regret == pytest.approx(35 / 40)
+    failed = {"P": [11.0, 20.0, RuntimeError("x")], "W": [10.0, 24.0, 40.0]}
+    _, outcomes = run(chosen, failed, 3)
+    assert summarise(chosen, outcomes, "throughput").round_regrets == pytest.approx((1.1, 20 / 24))
+    latency = [candidate("P", 1.0, tpot_ms=1.0), candidate("W", 1.0, tpot_ms=2.0)]
+    machine = Machine({"P": [4.0, 6.0], "W": [5.0, 3.0]}, key="tpot_ms")
+    summary = summarise(latency, measure_rounds(latency, 2, machine, "latency"), "latency")
+    assert summary.round_regrets == pytest.approx((1.25, 0.5))  # winner / pick, per round
+
+
 def test_the_pick_is_the_best_predicted_candidate_that_was_measured():
     chosen = [candidate("A", 300.0), candidate("B", 200.0), candidate("C", 100.0)]
     _, outcomes = run(chosen, {"A": [RuntimeError("x")], "B": [50.0], "C": [100.0]}, 1)

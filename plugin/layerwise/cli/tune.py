@@ -203,6 +203,8 @@ def table(summary: Summary, title: str, repeats: int) -> str:
         f"over {sum(1 for row in summary.rows if row.values)} measured candidates",
         f"regret: {summary.regret:.3f} (the pick's measured figure as a fraction of the "
         "winner's; 1 = the model picked the winner)",
+        f"paired regret: {summary.paired_regret:.3f} (the same within each round, median; "
+        f"by round: {', '.join(f'{ratio:.3f}' for ratio in summary.round_regrets)})",
         overlap_sentence(summary, repeats, fmt),
     ]
     return "\n".join(lines)
@@ -253,6 +255,8 @@ def summary_fields(summary: Summary) -> dict:
         "overlap": summary.overlap,
         "pick": summary.pick,
         "regret": summary.regret,
+        "paired_regret": summary.paired_regret,
+        "round_regrets": list(summary.round_regrets),
         "kendall_tau": summary.tau,
     }
 

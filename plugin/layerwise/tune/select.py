@@ -7,7 +7,9 @@ figure is the median over its rounds, with the min..max range beside it; the win
 best median. Kendall's tau compares the predicted and measured orders of the measured
 candidates (1: the same order, -1: reversed); regret is the measured figure of the model's own
 pick (the best predicted candidate that was measured) as a fraction of the best measured one
-(for latency: best / pick), so 1 means the model picked the winner."""
+(for latency: best / pick), so 1 means the model picked the winner. The paired regret takes the
+same ratio within each round (the pick against the winner in one window of machine speed),
+median over the rounds both ran: the drift between rounds taken out."""
 
 import math
 import statistics
@@ -115,9 +117,16 @@ class Summary:
     """The model's pick: the best predicted candidate that was measured."""
     regret: float
     """The pick's median as a fraction of the winner's (latency: winner / pick); at most 1."""
+    round_regrets: tuple[float, ...]
+    """The same ratio within each round that both ran, in round order."""
     tau: float | None
     """Kendall's tau-b of predicted against measured; None with fewer than 2 measured or when
     either side is all ties."""
+
+    @property
+    def paired_regret(self) -> float:
+        """The median of round_regrets."""
+        return statistics.median(self.round_regrets)
 
 
 def kendall_tau(pairs: Sequence[tuple[float, float]]) -> float | None:
@@ -172,7 +181,9 @@ def summarise(
         raise AllRunsFailedError({row.name: row.error for row in rows})
     winner, runner_up = measured[0], (measured[1] if len(measured) > 1 else None)
     pick = min(measured, key=lambda row: row.predicted_rank)
-    ratio = pick.median / winner.median
+    ratios = [pick.median / winner.median, *(p / w for p, w in zip(pick.values, winner.values))]
+    if not higher_is_better(objective):
+        ratios = [1 / ratio for ratio in ratios]
     return Summary(
         objective=objective,
         key=KEYS[objective],
@@ -181,6 +192,7 @@ def summarise(
         runner_up=runner_up and runner_up.name,
         overlap=runner_up is not None and overlaps(winner, runner_up),
         pick=pick.name,
-        regret=ratio if higher_is_better(objective) else 1 / ratio,
+        regret=ratios[0],
+        round_regrets=tuple(ratios[1:]),
         tau=kendall_tau([(row.predicted, row.median) for row in measured]),
     )
