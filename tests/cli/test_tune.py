@@ -186,9 +186,7 @@ def test_ctrl_c_stops_the_tuning_with_130(fake, tmp_path, capsys):
     assert "interrupted" in capsys.readouterr().err
 
 
-def test_each_launch_times_the_runs_asked_for_and_the_winners_config_keeps_its_own(
-    fake, tmp_path
-):
+def test_each_launch_times_the_runs_asked_for_and_the_winners_config_keeps_its_own(fake, tmp_path):
     """--runs sets every launch's timed runs (a round's figure is their median); the winner's
     config written for the user keeps the config's own run.timed_iters."""
     runs = fake({name: 1000.0 for name in ("baseline-TP1xPP4", "layerwise-4x1")})

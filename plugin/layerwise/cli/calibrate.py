@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from layerwise.calibrate.measure import measure
 from layerwise.calibrate.profile import document, slug, summary, write_profile
+from layerwise.cli.outputs import output_problems
 from layerwise.config.load import load_config
 from layerwise.errors import ConfigError, ExitCode
 from layerwise.hardware.spec import load_hardware
@@ -60,8 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.USAGE
-    if args.out and (args.out.suffix not in (".yaml", ".yml") or not args.out.parent.is_dir()):
-        print(f"error: --out {args.out}: needs a .yaml file in an existing folder", file=sys.stderr)
+    problems = output_problems("--out", args.out, args.config)
+    if args.out and args.out.suffix not in (".yaml", ".yml"):
+        problems.append(f"--out: {str(args.out)[:200]!r} must end in .yaml or .yml")
+    if problems:
+        print(f"error: {ConfigError(problems, 'arguments')}", file=sys.stderr)
         return ExitCode.USAGE
     command = shlex.join(["python", "launch/calibrate.py", *(argv or sys.argv[1:])])
     hardware, provenance = measure(configs, command, args.quick)

@@ -25,7 +25,10 @@ def current_umask() -> int:
 def write_atomically(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, then rename: readers never see half a file.
     The file gets the permissions a plain open() would give (0666 less the umask), not mkstemp's
-    0600."""
+    0600. An existing path that is not a regular file (a device, a FIFO) is never replaced:
+    OSError."""
+    if path.exists() and not path.is_file():
+        raise FileExistsError(f"{path} exists and is not a regular file; it is not replaced")
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "wb") as stream:

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from layerwise.cli.common import infer_command, plan_for_run, write_atomically
+from layerwise.cli.outputs import output_problems
 from layerwise.cli.processes import ended_on_exit
 from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ConfigError, ExitCode, LayerwiseError
@@ -62,10 +63,9 @@ def check_outputs(args: argparse.Namespace) -> list[str]:
         problems.append(f"--repeats: {args.repeats} must be at least 1")
     if len(args.config) > 2:
         problems.append(f"--config: give one or two configs, got {len(args.config)}")
-    folders = {"--results-dir": args.results_dir, "--plot": args.plot and args.plot.parent}
-    for flag, folder in folders.items():
-        if folder is not None and not folder.resolve().is_dir():
-            problems.append(f"{flag}: folder {str(folder)!r} does not exist")
+    if args.results_dir is not None and not args.results_dir.resolve().is_dir():
+        problems.append(f"--results-dir: folder {str(args.results_dir)!r} does not exist")
+    problems += output_problems("--plot", args.plot, args.config)
     return problems
 
 

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from layerwise.cli.common import plan_for_run, write_atomically
+from layerwise.cli.outputs import output_problems
 from layerwise.config.load import load_config
 from layerwise.config.sections import RunConfig
 from layerwise.errors import ConfigError, ExitCode, LayerwiseError
@@ -72,8 +73,9 @@ def world_problems(config: RunConfig, env: DistEnv, config_path: Path) -> list[s
 
 def prepare(args: argparse.Namespace, env: DistEnv) -> tuple[RunConfig, Layout]:
     """Everything checked before any rank touches the network; raises LayerwiseError."""
-    if args.results is not None and not args.results.parent.resolve().is_dir():
-        raise ConfigError([f"--results: folder {str(args.results.parent)!r} does not exist"])
+    problems = output_problems("--results", args.results, [args.config])
+    if problems:
+        raise ConfigError(problems, "arguments")
     config = load_config(args.config)
     problems = world_problems(config, env, args.config)
     if problems:

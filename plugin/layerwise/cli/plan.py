@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from layerwise.cli.common import plan_for_run, write_atomically
+from layerwise.cli.outputs import output_problems
 from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ExitCode, LayerwiseError
 from layerwise.planner.records import Plan
@@ -23,10 +24,13 @@ def plot_format(path: Path) -> str:
 
 def _outputs(args: argparse.Namespace) -> list[str]:
     """Problems with the output paths, found before any work is done."""
-    problems = []
-    for flag, path in (("--json", args.json), ("--plot", args.plot)):
-        if path is not None and not path.parent.resolve().is_dir():
-            problems.append(f"{flag}: folder {str(path.parent)!r} does not exist")
+    problems = [
+        problem
+        for flag, path in (("--json", args.json), ("--plot", args.plot))
+        for problem in output_problems(flag, path, [args.config])
+    ]
+    if args.json is not None and args.plot is not None and args.json == args.plot:
+        problems.append(f"--json and --plot: both {str(args.json)[:200]!r}")
     if args.plot is not None and plot_format(args.plot) not in PLOT_FORMATS:
         problems.append(
             f"--plot: {str(args.plot)!r} must end in "

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from layerwise.cli.common import run_quietly, write_atomically
+from layerwise.cli.outputs import output_problems
 from layerwise.config.load import load_config
 from layerwise.config.sections import OBJECTIVES
 from layerwise.errors import AllRunsFailedError, ConfigError, ExitCode, LayerwiseError
@@ -94,10 +95,9 @@ def argument_problems(args: argparse.Namespace) -> list[str]:
             problems.append(f"{flag}: {value} must be at least 1")
     if not args.timeout_s > 0:
         problems.append(f"--timeout-s: {args.timeout_s} must be above 0")
-    folders = {"--results-dir": args.results_dir, "--out": args.out and args.out.parent}
-    for flag, folder in folders.items():
-        if folder is not None and not folder.resolve().is_dir():
-            problems.append(f"{flag}: folder {str(folder)!r} does not exist")
+    if args.results_dir is not None and not args.results_dir.resolve().is_dir():
+        problems.append(f"--results-dir: folder {str(args.results_dir)!r} does not exist")
+    problems += output_problems("--out", args.out, [args.config])
     return problems
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from layerwise.config.checks import layout_problems
-from layerwise.config.schema import build
+from layerwise.config.files import InputFileError, parse_json, read_input
+from layerwise.config.schema import build, shown
 from layerwise.config.sections import (
     OBJECTIVES,
     BaselineOptions,
@@ -93,7 +94,7 @@ def _hardware_spec(
     path = find_hardware_profile(profile, folder)
     if path is None:
         known = ", ".join(hardware_profile_names())
-        problems.append(f"hardware.profile: no profile {profile!r} (known: {known})")
+        problems.append(f"hardware.profile: no profile {shown(profile)} (known: {known})")
         return None
     try:
         return with_gpus_per_node(load_hardware(path), gpus_per_node)
@@ -161,15 +162,9 @@ def load_config(path: str | Path) -> RunConfig:
     """Read and validate one JSON config file."""
     path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise ConfigError([f"cannot read: {error.strerror}"], str(path)) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ConfigError(
-            [f"not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"], str(path)
-        ) from None
+        data = parse_json(read_input(path))
+    except InputFileError as error:
+        raise ConfigError([error.reason], str(path)[:300]) from None
     return parse_config(data, str(path), path.parent)
 
 

@@ -3,13 +3,30 @@
 Field types understood: bool, int, float, str, None, Literal[...], unions of those (e.g.
 `int | Literal["auto"]`), nested dataclasses, `dict[int, float]` tables, free-form `dict` and
 `tuple[int, ...]` (a JSON list).
-Ranges come from field metadata: `field(metadata={"min": 1, "max": 64})`.
+Ranges come from field metadata: `field(metadata={"min": 1, "max": 64})`. Every number must be
+finite (NaN passes every comparison, so it would pass any range). Values are shown in messages
+cut short (`shown`): a hostile file's value may be huge or, through YAML aliases, endless.
 """
 
 import dataclasses
+import math
+import reprlib
 import types
 import typing
 from typing import Any, Literal
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist = 2, 4, 4
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlong = 40
+
+
+def shown(value: Any) -> str:
+    """A value's repr, cut to a few dozen characters and two levels of nesting."""
+    try:
+        return _SHORT.repr(value)
+    except ValueError:  # an integer over Python's 4,300-digit str limit
+        return "<an integer of thousands of digits>"
 
 
 def _type_name(tp: Any) -> str:
@@ -50,8 +67,9 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
         if isinstance(value, dict):
             table = {}
             for key, item in value.items():
-                key_value = _convert(key_type, _number_key(key), f"{path}[{key}]", problems)
-                table[key_value] = _convert(value_type, item, f"{path}[{key}]", problems)
+                where = f"{path}[{shown(key)}]"
+                key_value = _convert(key_type, _number_key(key), where, problems)
+                table[key_value] = _convert(value_type, item, where, problems)
             return table
     elif origin is tuple:
         if isinstance(value, list | tuple):
@@ -61,13 +79,20 @@ def _convert(tp: Any, value: Any, path: str, problems: list[str]) -> Any:
             return value
     elif tp is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
+            if math.isfinite(number):
+                return number
+            problems.append(f"{path}: must be a finite number, got {shown(value)}")
+            return None
     elif tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif isinstance(value, tp):
         return value
-    problems.append(f"{path}: expected {_type_name(tp)}, got {value!r}")
+    problems.append(f"{path}: expected {_type_name(tp)}, got {shown(value)}")
     return None
 
 
@@ -94,21 +119,22 @@ def _check_range(field: dataclasses.Field, value: Any, path: str, problems: list
         return
     low, high = field.metadata.get("min"), field.metadata.get("max")
     if low is not None and value < low:
-        problems.append(f"{path}: must be >= {low}, got {value}")
+        problems.append(f"{path}: must be >= {low}, got {shown(value)}")
     if high is not None and value > high:
-        problems.append(f"{path}: must be <= {high}, got {value}")
+        problems.append(f"{path}: must be <= {high}, got {shown(value)}")
 
 
 def build(cls: type, data: Any, path: str, problems: list[str]) -> Any:
     """Build `cls` from the mapping `data`; problems are appended, None returned on any."""
     if not isinstance(data, dict):
-        problems.append(f"{path}: expected an object, got {data!r}")
+        problems.append(f"{path}: expected an object, got {shown(data)}")
         return None
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     before = len(problems)
-    for unknown in sorted(set(data) - set(fields)):
-        problems.append(f"{path}.{unknown}: unknown key (known: {', '.join(sorted(fields))})")
+    for unknown in sorted(set(data) - set(fields), key=str):  # YAML keys may be of any type
+        name = unknown if isinstance(unknown, str) and len(unknown) <= 60 else shown(unknown)
+        problems.append(f"{path}.{name}: unknown key (known: {', '.join(sorted(fields))})")
     values = {}
     for name, field in fields.items():
         where = f"{path}.{name}"

@@ -27,19 +27,19 @@ class HardwareConfig:
     profile: str
     """A profile name (shipped: h100-sxm, h200, cpu-mock; or one in $LAYERWISE_HARDWARE_DIR) or
     a path to a .yaml file."""
-    gpus: int = field(metadata={"min": 1})
+    gpus: int = field(metadata={"min": 1, "max": 65536})
     """GPUs in the run; must equal the launcher's world size."""
-    gpus_per_node: int | None = field(default=None, metadata={"min": 1})
+    gpus_per_node: int | None = field(default=None, metadata={"min": 1, "max": 1024})
     """Override of the profile's GPUs per NVLink domain (16: one domain, as the seed assumes)."""
 
 
 @dataclass(frozen=True)
 class Workload:
-    batch_size: int = field(metadata={"min": 1})
+    batch_size: int = field(metadata={"min": 1, "max": 2**20})
     """Sequences per batch."""
-    seq_len: int = field(metadata={"min": 1})
+    seq_len: int = field(metadata={"min": 1, "max": 2**22})
     """Prompt tokens per sequence (prefill)."""
-    decode_steps: int = field(default=16, metadata={"min": 0})
+    decode_steps: int = field(default=16, metadata={"min": 0, "max": 2**20})
     """Decode steps after the prefill, one token per sequence each."""
 
     @property
@@ -49,11 +49,11 @@ class Workload:
 
 @dataclass(frozen=True)
 class BaselineOptions:
-    tensor_parallel: int = field(default=8, metadata={"min": 1})
-    pipeline_parallel: int = field(default=2, metadata={"min": 1})
-    micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
+    tensor_parallel: int = field(default=8, metadata={"min": 1, "max": 65536})
+    pipeline_parallel: int = field(default=2, metadata={"min": 1, "max": 65536})
+    micro_batches: int | Auto = field(default="auto", metadata={"min": 1, "max": 2**20})
     """Micro-batches per prefill batch (whole sequences each), or "auto": the planner's best."""
-    decode_micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
+    decode_micro_batches: int | Auto = field(default="auto", metadata={"min": 1, "max": 2**20})
     """Micro-batches per decode step (sequences each), or "auto": the planner's best."""
     stage_layers: tuple[int, ...] | None = None
     """Transformer blocks per pipeline stage, in order (megatron's unit: the embedding and LM
@@ -65,12 +65,12 @@ class BaselineOptions:
 class LayerwiseOptions:
     l2_budget_fraction: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})
     """Share of L2 that activation tiles and resident weights may use."""
-    micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
+    micro_batches: int | Auto = field(default="auto", metadata={"min": 1, "max": 2**20})
     """Chunks per replica's prefill batch, or "auto": the planner chooses the chunk size."""
-    decode_micro_batches: int | Auto = field(default="auto", metadata={"min": 1})
+    decode_micro_batches: int | Auto = field(default="auto", metadata={"min": 1, "max": 2**20})
     """Micro-batches per decode step of a replica's sequences, or "auto": the planner's best.
     As many as the pipeline has stages (or more) stream decode steps through it."""
-    replicas: int | Auto = field(default="auto", metadata={"min": 1})
+    replicas: int | Auto = field(default="auto", metadata={"min": 1, "max": 65536})
     """Data-parallel copies of the pipeline; stages = gpus / replicas. "auto": the best
     predicted for the run's objective (the deepest pipeline breaks ties), or with stage_layers
     gpus / len(stage_layers)."""
@@ -83,10 +83,10 @@ class LayerwiseOptions:
 @dataclass(frozen=True)
 class RunOptions:
     dtype: Literal["bf16", "fp16", "fp32"] = "bf16"
-    seed: int = 1234
-    warmup_iters: int = field(default=2, metadata={"min": 0})
-    timed_iters: int = field(default=5, metadata={"min": 1})
-    timeout_s: float = field(default=600.0, metadata={"min": 1.0})
+    seed: int = field(default=1234, metadata={"min": 0, "max": 2**31 - 1})
+    warmup_iters: int = field(default=2, metadata={"min": 0, "max": 10**4})
+    timed_iters: int = field(default=5, metadata={"min": 1, "max": 10**5})
+    timeout_s: float = field(default=600.0, metadata={"min": 1.0, "max": 7 * 86400.0})
     """Seconds any collective may wait before the run fails (a dead rank cannot hang the rest)."""
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from layerwise.config.files import InputFileError, read_input
 from layerwise.config.schema import build
 from layerwise.errors import ConfigError
 
@@ -114,7 +115,15 @@ def hardware_profile_names() -> list[str]:
 
 
 def find_hardware_profile(name: str, relative_to: Path | None = None) -> Traversable | None:
-    """A profile given by name (`h100-sxm`) or by path to a .yaml file."""
+    """A profile given by name (`h100-sxm`) or by path to a .yaml file; None when there is
+    none (a name the file system refuses, too long or with a NUL byte, included)."""
+    try:
+        return _find_profile(name, relative_to)
+    except (OSError, ValueError):
+        return None
+
+
+def _find_profile(name: str, relative_to: Path | None) -> Traversable | None:
     if name.endswith((".yaml", ".yml")):
         path = Path(name)
         if not path.is_absolute() and relative_to is not None and not path.exists():
@@ -130,9 +139,12 @@ def find_hardware_profile(name: str, relative_to: Path | None = None) -> Travers
 def load_hardware(path: Traversable) -> HardwareSpec:
     """Parse and validate one YAML profile; every problem is reported at once (ConfigError)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigError([f"cannot read hardware profile: {error}"], str(path)) from None
+        data = yaml.safe_load(read_input(path))
+    except InputFileError as error:
+        raise ConfigError([f"hardware profile: {error.reason}"], str(path)[:300]) from None
+    except (yaml.YAMLError, RecursionError) as error:
+        reason = str(error)[:300] if isinstance(error, yaml.YAMLError) else "nested too deep"
+        raise ConfigError([f"cannot read hardware profile: {reason}"], str(path)[:300]) from None
     problems: list[str] = []
     spec = build(HardwareSpec, data, "hardware", problems)
     if spec is not None:

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from layerwise.config.files import InputFileError, parse_json, read_input
+
 SUPPORTED_TYPES = ("llama", "mistral", "qwen2")
 REQUIRED_KEYS = (
     "model_type",
@@ -118,19 +120,9 @@ def load_model_fields(value: Any, folder: Path, problems: list[str]) -> dict[str
 def read_json_object(path: Path, where: str, problems: list[str]) -> dict[str, Any] | None:
     """The JSON object in the file at `path`, or None and a problem naming the path."""
     try:
-        text = path.read_text()
-    except OSError as error:
-        problems.append(f"{where}: cannot read: {error.strerror or error}")
-        return None
-    except ValueError as error:  # a path with a NUL byte
-        problems.append(f"{where}: cannot read: {error}")
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        problems.append(
-            f"{where}: not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}"
-        )
+        data = parse_json(read_input(path))
+    except InputFileError as error:
+        problems.append(f"{where}: {error.reason}")
         return None
     if not isinstance(data, dict):
         problems.append(f"{where}: expected a JSON object at the top, got {type(data).__name__}")
@@ -172,7 +164,7 @@ def model_fields(
 
 def _defaults(model_type: Any) -> dict[str, Any]:
     """Optional keys of `model_type` with their defaults; all types' keys for an unknown type."""
-    if model_type in TYPE_DEFAULTS:
+    if isinstance(model_type, str) and model_type in TYPE_DEFAULTS:  # a list is unhashable
         return COMMON_DEFAULTS | TYPE_DEFAULTS[model_type]
     every = dict(COMMON_DEFAULTS)
     for defaults in TYPE_DEFAULTS.values():

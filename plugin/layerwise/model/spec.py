@@ -30,12 +30,12 @@ class ModelSpec:
 
     name: str = "custom"
     kind: ModelKind = "dense"
-    num_layers: int = field(default=16, metadata={"min": 1})
-    hidden: int = field(default=16384, metadata={"min": 1})
-    heads: int = field(default=0, metadata={"min": 0})
-    head_dim: int = field(default=0, metadata={"min": 0})
-    ffn_hidden: int = field(default=0, metadata={"min": 0})
-    query_groups: int = field(default=0, metadata={"min": 0})
+    num_layers: int = field(default=16, metadata={"min": 1, "max": 100_000})
+    hidden: int = field(default=16384, metadata={"min": 1, "max": 2**20})
+    heads: int = field(default=0, metadata={"min": 0, "max": 2**16})
+    head_dim: int = field(default=0, metadata={"min": 0, "max": 2**16})
+    ffn_hidden: int = field(default=0, metadata={"min": 0, "max": 2**22})
+    query_groups: int = field(default=0, metadata={"min": 0, "max": 2**16})
     gated_mlp: bool = False
     norm: Literal["layernorm", "rmsnorm"] = "layernorm"
     norm_eps: float = field(default=1e-5, metadata={"min": 0})
@@ -44,7 +44,7 @@ class ModelSpec:
     rope: bool = False
     rope_base: float = field(default=10000.0, metadata={"min": 1e-9})
     rope_llama3_factor: float = field(default=0.0, metadata={"min": 0})
-    vocab_size: int = field(default=0, metadata={"min": 0})
+    vocab_size: int = field(default=0, metadata={"min": 0, "max": 2**24})
     tied_embeddings: bool = False
 
     @property
