@@ -1,8 +1,8 @@
 """Run the best predicted layouts of a config, interleaved over rounds, and keep the one that
 measures best: see `--help`.
 
-python launch/tune.py --config configs/mock_dense_layerwise.json [--top 4] [--repeats 3] [--runs 20] \
-    [--objective throughput|latency] [--out BEST.json] [--results-dir DIR]
+python launch/tune.py --config configs/mock_dense_layerwise.json [--top 4] [--repeats 3] \
+    [--runs 20] [--objective throughput|latency] [--out BEST.json] [--results-dir DIR]
 """
 
 import sys

@@ -98,7 +98,7 @@ def test_a_missing_output_folder_is_refused_before_measuring(tmp_path):
     config = two_rank_config(tmp_path)
     done = run_calibrate("--config", config, "--out", str(tmp_path / "no" / "x.yaml"))
     assert done.returncode == 2
-    assert "--out" in done.stderr and "existing folder" in done.stderr
+    assert "--out: folder" in done.stderr and "does not exist" in done.stderr
     assert "Traceback" not in done.stderr
     done = run_calibrate("--config", config, "--out", str(tmp_path / "x.txt"))
     assert done.returncode == 2 and not (tmp_path / "x.txt").exists()

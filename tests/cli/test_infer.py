@@ -70,11 +70,20 @@ def test_user_error_inside_the_run_is_one_message_exit_2(monkeypatch, capsys, on
     assert "error: x.json: 1 problem" in err and "Traceback" not in err
 
 
-def test_out_of_memory_names_the_plan_and_the_knobs(monkeypatch, capsys, one_rank):
-    run_returns(monkeypatch, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+@pytest.mark.parametrize(
+    "error, shown",
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"), "CUDA out of"),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 8 GB"), "Default"),
+        (MemoryError(), "MemoryError"),
+    ],
+)
+def test_out_of_memory_names_the_plan_and_the_knobs(monkeypatch, capsys, one_rank, error, shown):
+    """On a GPU or on CPU ranks: exit 2, one message per rank that met it, no traceback."""
+    run_returns(monkeypatch, error)
     assert launcher.main(["--config", str(one_rank)]) == 2
     err = capsys.readouterr().err
-    assert "error (rank 0): out of device memory (CUDA out of memory." in err
+    assert f"error (rank 0): out of memory ({shown}" in err and "Traceback" not in err
     assert "the plan predicted" in err and "workload.batch_size" in err
 
 

@@ -283,6 +283,22 @@ def test_every_deepspeed_key_the_plan_decides_is_checked_in_both_modes(seed_data
     assert "deepspeed.bf16.enabled = True contradicts run.dtype = 'bf16'" in message
 
 
+def test_deepspeed_keys_that_write_files_or_open_connections_are_refused(seed_data):
+    seed_data["deepspeed"] = {
+        "csv_monitor": {"enabled": True, "output_path": "/tmp/x"},
+        "wandb": {"enabled": True},
+        "comms_logger": {"enabled": True},
+        "zero_optimization": {"stage": 0, "offload_param": {"device": "nvme"}},
+        "steps_per_print": 10,
+    }
+    with pytest.raises(ConfigError) as error:
+        plan_for_run(parse_config(seed_data))
+    problems = error.value.problems
+    assert len(problems) == 4, problems
+    for key in ("csv_monitor", "wandb", "comms_logger", "zero_optimization.offload_param"):
+        assert any(p.startswith(f"deepspeed.{key}: not allowed") for p in problems), key
+
+
 def test_deepspeed_keys_that_agree_pass(seed_data):
     plan = plan_for_run(parse_config(seed_data))
     seed_data["deepspeed"] = {"gradient_accumulation_steps": plan.layerwise.micro_batches}

@@ -480,3 +480,21 @@ def test_past_the_work_limit_the_tie_break_keeps_the_search_pick(monkeypatch):
     kept = partition(problem)
     assert kept.bottleneck == tied.bottleneck
     assert sum(kept.stage_costs) > sum(tied.stage_costs)  # the tie-break did choose
+
+
+def test_the_final_check_finds_an_optimum_closer_than_the_bisection_tolerance():
+    """Two placements 6.5e-8 apart (relative), inside the bisection's 1e-6 stopping width: the
+    search stopped there keeps 1.5424837683933659; the final probe at high x (1 - 1e-9) must
+    find the optimum, 1.5424836683933658 (found by a search of random problems with that probe
+    removed)."""
+    problem = PartitionProblem(
+        layer_costs=(1.4424836663933658, 1.4424842433867746, 1.4439260056671583),
+        boundary_bytes=(0.0, 2.0, 0.0, 1.0),
+        resident_bytes=(0.0, 0.0, 0.0),
+        links=(Link(0.1, 1e9), Link(1e-7, 1e9), Link(1e-7, 1.0)),
+        capacity_bytes=(math.inf,) * 4,
+    )
+    optimum, stopped_early = 1.5424836683933658, 1.5424837683933659
+    assert 1e-9 < (stopped_early - optimum) / optimum < 1e-6
+    assert brute_force(problem) == pytest.approx(optimum, rel=1e-15)
+    assert partition(problem).bottleneck == pytest.approx(optimum, rel=1e-15)

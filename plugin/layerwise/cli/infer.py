@@ -101,6 +101,14 @@ def run_error(env: DistEnv, message: str) -> int:
     return ExitCode.USAGE
 
 
+def out_of_memory(error: BaseException) -> bool:
+    """A GPU's out-of-memory error, or a CPU rank's (MemoryError, or the CPU allocator's
+    RuntimeError)."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    return "can't allocate memory" in str(error)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logs.configure(args.verbose)
@@ -111,7 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         return config_error(env, error)
     if config.mode == "baseline" and config.deepspeed and env.is_main:
         logs.log.warning("note: the deepspeed section configures the layer-wise runtime only")
-    import torch
 
     from layerwise.runtime import session
     from layerwise.runtime.results import report
@@ -120,10 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         measurement = session.run(config, layout, env, verify=args.verify)
     except LayerwiseError as error:  # found late (DeepSpeed's own checks), but on every rank
         return config_error(env, error)
-    except torch.cuda.OutOfMemoryError as error:
+    except (MemoryError, RuntimeError) as error:  # torch.cuda.OutOfMemoryError included
+        if not out_of_memory(error):
+            raise
         return run_error(
             env,
-            f"out of device memory ({str(error).splitlines()[0]}); the plan predicted "
+            f"out of memory ({(str(error) or type(error).__name__).splitlines()[0][:200]}); "
+            "the plan predicted "
             f"{layout.memory_bytes_per_gpu / 2**30:.2f} GiB per GPU of "
             f"{config.gpu.usable_bytes / 2**30:.2f} usable (hardware profile "
             f"{config.gpu.name!r}): lower workload.batch_size or workload.seq_len",
