@@ -127,3 +127,16 @@ def test_an_invalid_config_is_refused_before_any_run(capsys, tmp_path):
     path.write_text(json.dumps(data))
     assert main(["--config", str(path)]) == 2
     assert "baseline.micro_batches = 3 must divide" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "text, message", [("[1, 2]", "expected a JSON object at the top"), ('{"hardware": []}', "")]
+)
+def test_a_file_that_is_not_a_config_is_one_message(capsys, tmp_path, text, message):
+    """One config is run in both modes through a switched copy: a top-level list or a section of
+    the wrong type is refused with the file's problems before the copy is made."""
+    path = tmp_path / "x.json"
+    path.write_text(text)
+    assert main(["--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and "Traceback" not in err

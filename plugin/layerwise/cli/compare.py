@@ -92,6 +92,7 @@ def check_configs(paths: list[Path]) -> list:
 def switched(path: Path, folder: Path) -> Path:
     """A copy of the config in `folder` with the other mode (relative profile and hf_config
     paths made absolute, so they still resolve)."""
+    load_config(path)  # a file that is not a config stops here, with its problems
     other = absolute_paths(json.loads(path.read_text()), path.parent)
     other["mode"] = "baseline" if other.get("mode") == "layerwise" else "layerwise"
     target = folder / f"{path.stem}.{other['mode']}.json"
