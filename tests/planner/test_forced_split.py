@@ -31,8 +31,8 @@ def config_of(name: str, **sections):
 
 
 def bare(layout):
-    """The layout as `price` builds it: no notes, no forced-split mark."""
-    return dataclasses.replace(layout, notes=(), forced_split=None)
+    """The layout as `price` builds it: no notes, no forced-split mark, no device-only TPOT."""
+    return dataclasses.replace(layout, notes=(), forced_split=None, tpot_device_s=None)
 
 
 def counts(layout) -> list[int]:

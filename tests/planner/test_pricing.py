@@ -137,7 +137,7 @@ def test_price_is_the_composition_of_its_parts(round_plan):
     setting = layerwise_setting(inputs, layout.replicas, "auto")
     boundaries = (0, *(stage.stop_layer for stage in layout.stages))
     priced = price(inputs, setting, layout.chunk_tokens, boundaries)
-    assert priced == replace(layout, notes=())
+    assert priced == replace(layout, notes=(), tpot_device_s=None)
     placed = problem(inputs, setting, layout.chunk_tokens)
     memory = stage_memory(inputs, setting, layout.chunk_tokens, boundaries, placed.boundary_bytes)
     assert [stage.memory_bytes for stage in priced.stages] == memory
@@ -169,3 +169,24 @@ def test_prefill_figures_need_only_the_stages_setting_workload_and_gpu(round_pla
     assert figures.prefill_s == pytest.approx(28e-3)
     assert figures.tps == pytest.approx(2 * 4000 / 28e-3)
     assert figures.comm_fraction == pytest.approx(0.2)
+
+
+def test_device_tpot_is_the_tpot_without_this_runtimes_host_time(tmp_path):
+    """The same placement (4 replicas of one stage, one decode micro-batch) priced on the
+    profile without its layer host times and engine costs gives the device-only TPOT; without
+    host time the two figures agree."""
+    hosted = mock_plan(tmp_path, "mock_gpt_layerwise", 4, 1)
+    bare = mock_plan(tmp_path, "mock_gpt_layerwise", 4, 1, layer_host_us={}, schedule_us={})
+    assert hosted.tpot_device_s == pytest.approx(bare.tpot_s)
+    assert bare.tpot_device_s == pytest.approx(bare.tpot_s)
+    assert hosted.tpot_device_s < 0.5 * hosted.tpot_s  # mock-gpt on CPU: mostly host time
+
+
+def test_a_host_bound_tpot_is_said_with_the_device_figure_beside_it(tmp_path):
+    hosted = mock_plan(tmp_path, "mock_gpt_layerwise", 1, 4)
+    said = [note for note in hosted.notes if "is host-bound" in note]
+    assert len(said) == 1
+    assert f"{hosted.tpot_device_s * 1e3:.3f} ms" in said[0]
+    assert "PREDICTED, without this runtime's host time (an engine with CUDA graphs)" in said[0]
+    bare = mock_plan(tmp_path, "mock_gpt_layerwise", 1, 4, layer_host_us={}, schedule_us={})
+    assert not any("is host-bound" in note for note in bare.notes)

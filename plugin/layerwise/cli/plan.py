@@ -1,5 +1,6 @@
-"""`layerwise-plan --config FILE [--json OUT] [--plot OUT.png|.svg|.pdf]` (or launch/plan.py):
-plan both layouts."""
+"""`layerwise-plan --config FILE [--json OUT] [--plot OUT.png|.svg|.pdf] [--emit ENGINE|all]
+[--layout recommended|config|baseline|layerwise]` (or launch/plan.py): plan both layouts, and
+write the chosen one as the settings of the engines users deploy on (report/emit.py)."""
 
 import argparse
 import json
@@ -10,7 +11,9 @@ from layerwise.cli.common import plan_for_run, write_atomically
 from layerwise.cli.outputs import output_problems
 from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ExitCode, LayerwiseError
-from layerwise.planner.records import Plan
+from layerwise.planner.plan import label
+from layerwise.planner.records import Layout, Plan
+from layerwise.report.emit import ENGINES, emit, emit_dict, emit_text
 from layerwise.report.plan_json import plan_dict
 from layerwise.report.plot import PLOT_FORMATS
 from layerwise.report.text import render
@@ -55,6 +58,29 @@ def with_recommended_config(document: dict, plan: Plan, config_path: Path) -> di
     return document
 
 
+def emitted_layout(plan: Plan, which: str) -> Layout | None:
+    """The layout --emit writes: the plan's recommendation (its best candidate), the one the
+    config runs, or the config's baseline or layer-wise layout."""
+    if which in ("baseline", "layerwise"):
+        return plan.layout(which)
+    if which == "config":
+        return plan.layout(plan.config.mode)
+    return plan.candidates[0] if plan.candidates else plan.layout(plan.recommended)
+
+
+def emit_document(plan: Plan, which: str) -> dict:
+    """The `emit` key of the plan's JSON: every engine's settings for the chosen layout."""
+    layout = emitted_layout(plan, which)
+    if layout is None:
+        return {}
+    found = emit(plan.config.model, layout)
+    return {
+        "layout": which,
+        "label": label(layout),
+        **{engine: emit_dict(settings) for engine, settings in found.items()},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="launch/plan.py",
@@ -67,6 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the plan as JSON here")
     parser.add_argument(
         "--plot", type=Path, help="draw both pipeline timelines to this .png, .svg or .pdf"
+    )
+    parser.add_argument(
+        "--emit",
+        choices=(*ENGINES, "all"),
+        help="print the layout as this engine's settings (all: every engine's)",
+    )
+    parser.add_argument(
+        "--layout",
+        choices=("recommended", "config", "baseline", "layerwise"),
+        default="recommended",
+        help="what --emit and the JSON's emit write: the plan's recommendation (default), the "
+        "layout the config runs, or the config's baseline or layer-wise layout",
     )
     args = parser.parse_args(argv)
     problems = _outputs(args)
@@ -81,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     outputs = {}
     if args.json is not None:
         document = with_recommended_config(plan_dict(plan), plan, args.config)
+        document["emit"] = emit_document(plan, args.layout)
         outputs[args.json] = (json.dumps(document, indent=2) + "\n").encode()
     if args.plot is not None:
         from layerwise.report.plot import timeline
@@ -89,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     for path, data in outputs.items():
         write_atomically(path, data)
     print(render(plan))
+    layout = emitted_layout(plan, args.layout) if args.emit else None
+    if layout is not None:
+        engines = ENGINES if args.emit == "all" else (args.emit,)
+        title = f"\n{label(layout)} ({args.layout}) on the engines' own settings:"
+        print(emit_text(title, emit(plan.config.model, layout, engines)))
     return 0
 
 

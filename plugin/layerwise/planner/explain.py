@@ -197,8 +197,26 @@ def _host_time(model: ModelSpec, gpu: HardwareSpec) -> list[str]:
     ]
 
 
+HOST_BOUND = 0.5  # host time over this share of TPOT is said plainly
+
+
+def _host_bound(layout: Layout) -> list[str]:
+    """Where this runtime's host time is more than half the predicted TPOT, the device-only
+    figure beside it (what an engine with CUDA graphs would pay)."""
+    device = layout.tpot_device_s
+    if device is None or layout.tpot_s - device <= HOST_BOUND * layout.tpot_s:
+        return []
+    return [
+        f"TPOT {layout.tpot_s * 1e3:.3f} ms is host-bound: "
+        f"{(layout.tpot_s - device) / layout.tpot_s:.0%} of it is this runtime's host time "
+        f"(eager layer calls); PREDICTED, without this runtime's host time (an engine with CUDA "
+        f"graphs): {device * 1e3:.3f} ms"
+    ]
+
+
 def explain(inputs: PlanInputs, layout: Layout) -> tuple[str, ...]:
-    """The layout's reasons: placement, chunking, bottleneck, L2 residency, host-time gaps, and
+    """The layout's reasons: placement, chunking, bottleneck, L2 residency, host-time gaps, a
+    host-bound TPOT, and
     per layout the uniform split it beats (layer-wise) or its TP all-reduces (baseline); a
     forced split (stage_layers) is said so, beside the split the planner would choose."""
     found = [
@@ -207,6 +225,7 @@ def explain(inputs: PlanInputs, layout: Layout) -> tuple[str, ...]:
         _bottleneck(layout),
         _residency(inputs, layout),
         *_host_time(inputs.model, inputs.gpu),
+        *_host_bound(layout),
     ]
     if layout.mode == "layerwise":
         forced = layout.forced_split is not None

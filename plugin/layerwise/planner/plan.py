@@ -23,6 +23,7 @@ from layerwise.planner.choose import best_for, tpot_cost, tps_cost, within_tie
 from layerwise.planner.explain import explain
 from layerwise.planner.inputs import PlanInputs, plan_inputs
 from layerwise.planner.layerwise import layerwise_options, plan_replicas
+from layerwise.planner.pricing import device_tpot
 from layerwise.planner.records import Layout, Plan
 from layerwise.planner.tolerances import SAME_FIGURE, percent
 
@@ -34,8 +35,16 @@ def roofline_tps(inputs: PlanInputs) -> float:
     return inputs.gpus * inputs.gpu.peak_tflops * 1e12 / flops_per_token
 
 
+def _timed(inputs: PlanInputs, layout: Layout) -> Layout:
+    """The layout with its device-only TPOT (pricing.device_tpot)."""
+    return replace(layout, tpot_device_s=device_tpot(inputs, layout))
+
+
 def _noted(inputs: PlanInputs, layout: Layout | None) -> Layout | None:
-    return None if layout is None else replace(layout, notes=explain(inputs, layout))
+    if layout is None:
+        return None
+    timed = _timed(inputs, layout)
+    return replace(timed, notes=explain(inputs, timed))
 
 
 def _try(inputs: PlanInputs, build: Callable[[], Layout]) -> tuple[Layout | None, str]:
@@ -239,7 +248,7 @@ def make_plan(config: RunConfig) -> Plan:
         raise ConfigError(
             [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
         )
-    ranked = rank(config.objective, [*baselines, *options])
+    ranked = tuple(_timed(inputs, lay) for lay in rank(config.objective, [*baselines, *options]))
     best_baseline = next((lay for lay in ranked if lay.mode == "baseline"), None)
     best_baseline = baseline if best_baseline is None else _noted(inputs, best_baseline)
     recommended, reason = _recommend(config.objective, best_baseline, best)

@@ -332,3 +332,23 @@ def price_split(
     ]
     fits = fitting_split(inputs.gpu, priced, field)
     return replace(best_of(inputs.gpu, fits), forced_split=split)
+
+
+def device_tpot(inputs: PlanInputs, layout: Layout) -> float:
+    """A priced layout's decode step without this runtime's host time: the profile's layer host
+    times and engine costs set to zero, its placement, chunking, decode micro-batches and L2
+    residency kept. Priced for the layouts a plan reports, not inside the search."""
+    gpu = replace(inputs.gpu, layer_host_us={}, schedule_us={})
+    bare = replace(inputs, gpu=gpu)
+    setting = Setting(
+        mode=layout.mode,
+        tp=layout.tensor_parallel,
+        replicas=layout.replicas,
+        grid=layout.grid,
+        sequences=inputs.workload.batch_size // layout.replicas,
+        decode_micro_batches=layout.decode_micro_batches,
+    )
+    boundaries = (0, *(stage.stop_layer for stage in layout.stages))
+    placed = problem(bare, setting, layout.chunk_tokens)
+    in_l2 = [stage.weights_fit_l2 for stage in layout.stages]
+    return decode_figures(bare, setting, boundaries, placed, in_l2).tpot_s

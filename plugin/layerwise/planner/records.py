@@ -70,6 +70,10 @@ class Layout:
     forced_split: tuple[int, ...] | None = None
     """The config's stage_layers when it placed the layers (pipeline layers per stage for the
     layer-wise layout, blocks for the baseline); None when the planner chose the split."""
+    tpot_device_s: float | None = None
+    """tpot_s without this runtime's host time (layer calls, engine schedule): the kernels and
+    links alone, what an engine replaying the step from a CUDA graph pays; set by make_plan on
+    the layouts it reports (pricing.device_tpot)."""
 
 
 @dataclass(frozen=True, kw_only=True)

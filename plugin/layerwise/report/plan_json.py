@@ -37,6 +37,7 @@ def layout_dict(layout: Layout | None, error: str) -> dict:
         "tps": layout.tps,
         "tpot_ms": layout.tpot_s * 1e3,
         "tpot_without_l2_ms": layout.tpot_without_l2_s * 1e3,
+        "tpot_device_ms": _ms(layout.tpot_device_s),
         "inv_tps_ms": 1e3 / layout.tps,
         "decode_tps": layout.decode_tps,
         "decode_micro_batches": layout.decode_micro_batches,
@@ -50,6 +51,10 @@ def layout_dict(layout: Layout | None, error: str) -> dict:
         "forced_split": None if layout.forced_split is None else list(layout.forced_split),
         "stages": [_stage_dict(layout, stage) for stage in layout.stages],
     }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
 
 
 def candidate_dict(layout: Layout) -> dict:
@@ -66,6 +71,7 @@ def candidate_dict(layout: Layout) -> dict:
         "decode_micro_batches": layout.decode_micro_batches,
         "tps": layout.tps,
         "tpot_ms": layout.tpot_s * 1e3,
+        "tpot_device_ms": _ms(layout.tpot_device_s),
         "decode_tps": layout.decode_tps,
         "memory_bytes_per_gpu": layout.memory_bytes_per_gpu,
     }
