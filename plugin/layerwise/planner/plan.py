@@ -19,6 +19,7 @@ from layerwise.costmodel.kernels import model_flops
 from layerwise.errors import CapacityError, ConfigError
 from layerwise.planner.baseline import plan_baseline
 from layerwise.planner.candidates import baseline_options, rank
+from layerwise.planner.capacity import overflow_problems
 from layerwise.planner.choose import best_for, tpot_cost, tps_cost, within_tie
 from layerwise.planner.explain import explain
 from layerwise.planner.inputs import PlanInputs, plan_inputs
@@ -245,9 +246,8 @@ def make_plan(config: RunConfig) -> Plan:
     )
     own_error = baseline_error if config.mode == "baseline" else layerwise_error
     if own_error:
-        raise ConfigError(
-            [f"mode {config.mode!r}: the model does not fit HBM: {own_error}"], config.source
-        )
+        problem = f"mode {config.mode!r}: the model does not fit HBM: {own_error}"
+        raise ConfigError([problem, *overflow_problems(config)], config.source)
     ranked = tuple(_timed(inputs, lay) for lay in rank(config.objective, [*baselines, *options]))
     best_baseline = next((lay for lay in ranked if lay.mode == "baseline"), None)
     best_baseline = baseline if best_baseline is None else _noted(inputs, best_baseline)

@@ -1,0 +1,93 @@
+"""When the config's own layout does not fit memory: what overflowed, in bytes per GPU, and the
+largest batch that fits it.
+
+The partitioner's CapacityError names the first layer or stage it could not place, which for a
+KV cache that fills HBM is the embedding; a user planning capacity needs the totals per GPU
+(weights, KV cache, against what is usable) and the batch that would fit.
+"""
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from layerwise.config.sections import RunConfig
+from layerwise.errors import CapacityError
+from layerwise.planner.baseline import baseline_setting, plan_baseline
+from layerwise.planner.inputs import PlanInputs, plan_inputs
+from layerwise.planner.layerwise import layerwise_setting, plan_replicas
+from layerwise.planner.setting import Setting, resident_sizes, weight_sizes
+
+GIB = 2**30
+
+
+def own_replicas(config: RunConfig) -> int:
+    """The replica count the config's layer-wise layout runs, or 1 (the deepest pipeline, the
+    least memory per GPU) under "auto"."""
+    replicas = config.layerwise.replicas
+    return 1 if replicas == "auto" else replicas
+
+
+def own_setting(config: RunConfig, inputs: PlanInputs) -> Setting:
+    if config.mode == "baseline":
+        return baseline_setting(inputs, config.baseline)
+    return layerwise_setting(inputs, own_replicas(config), config.layerwise.decode_micro_batches)
+
+
+def fits_at(config: RunConfig, batch_size: int) -> bool:
+    """The config's own layout (its TP x PP, or its replica count) fits at `batch_size`, with
+    the planner's micro-batching (the configured counts need not divide another batch)."""
+    config = replace(config, workload=replace(config.workload, batch_size=batch_size))
+    inputs = plan_inputs(config)
+    try:
+        if config.mode == "baseline":
+            options = replace(config.baseline, micro_batches="auto", decode_micro_batches="auto")
+            plan_baseline(inputs, options)
+        else:
+            options = replace(config.layerwise, micro_batches="auto", decode_micro_batches="auto")
+            plan_replicas(inputs, options, own_replicas(config))
+    except CapacityError:
+        return False
+    return True
+
+
+def largest(fits: Callable[[int], bool], step: int, high: int) -> int | None:
+    """The largest multiple of `step` up to `high` for which `fits` (true up to some batch, then
+    false: a smaller batch needs no more memory), by bisection; None when `step` itself does
+    not fit."""
+    low, top = 1, high // step  # in units of step
+    if top < 1 or not fits(step):
+        return None
+    while low < top:
+        middle = (low + top + 1) // 2
+        if fits(middle * step):
+            low = middle
+        else:
+            top = middle - 1
+    return low * step
+
+
+def overflow_problems(config: RunConfig) -> list[str]:
+    """The per-GPU totals of the config's own layout with its layers spread evenly (weights, KV
+    cache of the replica's prompt and decode tokens, against the usable memory), and the
+    largest batch that fits it."""
+    inputs = plan_inputs(config)
+    setting = own_setting(config, inputs)
+    stages, work = setting.num_stages, inputs.workload
+    weights = sum(weight_sizes(inputs, setting)) / stages
+    kv = sum(resident_sizes(inputs, setting)) / stages - weights
+    usable = inputs.gpu.usable_bytes
+    lines = [
+        f"per GPU, the layers spread evenly over {stages} stage(s): weights "
+        f"{weights / GIB:.2f} GiB + KV cache {kv / GIB:.2f} GiB ({setting.sequences} sequences x "
+        f"{work.seq_len + work.decode_steps} tokens) = {(weights + kv) / GIB:.2f} GiB, before "
+        f"activations and workspace, of {usable / GIB:.2f} GiB usable"
+    ]
+    step = setting.replicas
+    best = largest(lambda batch: fits_at(config, batch), step, work.batch_size - 1)
+    if best is None:
+        lines.append(
+            f"no batch fits this layout (not even {step}): the weights alone need "
+            f"{weights / GIB:.2f} GiB per GPU; use more GPUs or a layout with more stages"
+        )
+    else:
+        lines.append(f"the largest workload.batch_size that fits this layout: {best}")
+    return lines
