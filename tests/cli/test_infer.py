@@ -151,3 +151,17 @@ def test_a_deepspeed_section_in_baseline_mode_is_noted(monkeypatch, caplog, one_
     with caplog.at_level(logging.WARNING, logger="layerwise"):
         assert launcher.main(["--config", str(one_rank)]) == 0
     assert "the deepspeed section configures the layer-wise runtime only" in caplog.text
+
+
+def test_fp8_is_planned_but_refused_by_the_runtime_before_any_run(monkeypatch, capsys, one_rank):
+    ran = []
+    monkeypatch.setattr("layerwise.runtime.session.run", lambda *args, **kwargs: ran.append(1))
+    data = json.loads(one_rank.read_text())
+    data["run"]["weights_dtype"] = "fp8"
+    one_rank.write_text(json.dumps(data))
+    assert launcher.main(["--config", str(one_rank)]) == 2
+    err = capsys.readouterr().err
+    assert "run.weights_dtype = 'fp8': the runtime has no FP8 path yet" in err and not ran
+    from layerwise.cli import plan as plan_cli
+
+    assert plan_cli.main(["--config", str(one_rank)]) == 0  # the planner prices it

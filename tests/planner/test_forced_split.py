@@ -162,7 +162,8 @@ def test_a_forced_split_that_does_not_fit_names_its_stage():
     data["layerwise"]["stage_layers"] = [16] + [0] * 15
     with pytest.raises(ConfigError) as error:
         make_plan(parse_config(data, "seed.json", CONFIGS))
-    (problem_,) = error.value.problems
+    problem_, spread, batch = error.value.problems  # what overflowed, the largest batch
+    assert "the layers spread evenly" in spread and "workload.batch_size" in batch
     assert problem_.startswith(
         "mode 'layerwise': the model does not fit HBM: layerwise.stage_layers: stage 0 "
         "(pipeline layers 0-15) does not fit HBM even at a chunk of 10,000 tokens: needs "

@@ -100,6 +100,16 @@ def run_quietly(data: dict, folder: Path, name: str, timeout_s: float) -> dict:
     return json.loads(results.read_text())
 
 
+def runtime_problems(config: RunConfig) -> list[str]:
+    """What the planner plans but the runtime cannot run: FP8 weights or KV cache."""
+    return [
+        f"run.{key} = 'fp8': the runtime has no FP8 path yet (megatron-core's FP8 needs "
+        f"Transformer Engine); plan it with launch/plan.py, and leave run.{key} out to run it"
+        for key in ("weights_dtype", "kv_dtype")
+        if getattr(config.run, key) == "fp8"
+    ]
+
+
 def plan_for_run(config: RunConfig) -> Plan:
     """The plan of a config that is to run: `make_plan`, then the config's `deepspeed` section
     checked against it (the runtime's policy, not the planner's); ConfigError with every

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from layerwise.cli.common import infer_command, plan_for_run, write_atomically
+from layerwise.cli.common import infer_command, plan_for_run, runtime_problems, write_atomically
 from layerwise.cli.outputs import output_problems
 from layerwise.cli.processes import ended_on_exit
 from layerwise.config.load import absolute_paths, load_config
@@ -72,7 +72,9 @@ def check_outputs(args: argparse.Namespace) -> list[str]:
 def check_configs(paths: list[Path]) -> list:
     """Both runs' configs loaded and planned before anything is launched; raises ConfigError."""
     configs = [load_config(path) for path in paths]
-    for config in configs:
+    for config, path in zip(configs, paths):
+        if runtime_problems(config):
+            raise ConfigError(runtime_problems(config), str(path))
         plan_for_run(config)
     first, last = configs
     differ = [name for name in ("model", "workload") if getattr(first, name) != getattr(last, name)]

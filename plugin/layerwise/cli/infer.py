@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from layerwise.cli.common import plan_for_run, write_atomically
+from layerwise.cli.common import plan_for_run, runtime_problems, write_atomically
 from layerwise.cli.outputs import output_problems
 from layerwise.config.load import load_config
 from layerwise.config.sections import RunConfig
@@ -77,7 +77,7 @@ def prepare(args: argparse.Namespace, env: DistEnv) -> tuple[RunConfig, Layout]:
     if problems:
         raise ConfigError(problems, "arguments")
     config = load_config(args.config)
-    problems = world_problems(config, env, args.config)
+    problems = runtime_problems(config) + world_problems(config, env, args.config)
     if problems:
         raise ConfigError(problems, str(args.config))
     plan = plan_for_run(config)

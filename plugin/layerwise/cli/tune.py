@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from layerwise.cli.common import run_quietly, write_atomically
+from layerwise.cli.common import run_quietly, runtime_problems, write_atomically
 from layerwise.cli.outputs import output_problems
 from layerwise.config.load import load_config
 from layerwise.config.sections import OBJECTIVES
@@ -105,6 +105,8 @@ def prepared(args: argparse.Namespace) -> tuple[str, Candidates]:
     """The objective and the best `--top` candidates; LayerwiseError (a bad config), OSError or
     ValueError before anything runs."""
     config = load_config(args.config)
+    if runtime_problems(config):
+        raise ConfigError(runtime_problems(config), str(args.config))
     objective = args.objective or config.objective
     if objective == "latency" and config.workload.decode_steps == 0:
         problem = "objective latency ranks by TPOT, which needs workload.decode_steps > 0"

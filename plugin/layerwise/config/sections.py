@@ -88,6 +88,11 @@ class RunOptions:
     timed_iters: int = field(default=5, metadata={"min": 1, "max": 10**5})
     timeout_s: float = field(default=600.0, metadata={"min": 1.0, "max": 7 * 86400.0})
     """Seconds any collective may wait before the run fails (a dead rank cannot hang the rest)."""
+    weights_dtype: Literal["bf16", "fp16", "fp32", "fp8"] | None = None
+    """The weights' dtype where it differs from `dtype` ("fp8": e4m3, W8A8 GEMMs at the
+    profile's FP8 rate); planned only: the runtime refuses FP8 (it has no FP8 path yet)."""
+    kv_dtype: Literal["bf16", "fp16", "fp32", "fp8"] | None = None
+    """The KV cache's dtype where it differs from `dtype`; planned only for "fp8"."""
 
 
 @dataclass(frozen=True)

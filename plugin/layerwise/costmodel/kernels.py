@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from layerwise.costmodel.collectives import allgather_time, allreduce_time, interpolate_log
+from layerwise.costmodel.precision import Storage, stored
 from layerwise.hardware.spec import HardwareSpec, gemm_shape
 from layerwise.model.spec import ModelSpec
 
@@ -39,6 +40,8 @@ class Kernel:
     activation_bytes: float
     shape: tuple[int, int] = (0, 0)
     cache_bytes: float = 0.0
+    rate_scale: float = 1.0
+    """The GEMM rate's multiple: FP8 weights (costmodel/precision.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,7 +103,8 @@ def kernel_time(
     read at sequence length `context`."""
     hbm = hardware.hbm_gbs
     if kernel.kind == "gemm":
-        rate, floor = gemm_tflops(hardware, tokens, kernel.shape), hardware.gemm_floor_us
+        rate = gemm_tflops(hardware, tokens, kernel.shape) * kernel.rate_scale
+        floor = hardware.gemm_floor_us
     elif kernel.kind == "attention":
         rate, floor = attention_tflops(hardware, context), hardware.kernel_floor_us
     else:
@@ -305,11 +309,12 @@ def layer_cost(
     dtype_bytes: int,
     l2_budget_bytes: float,
     weights_in_l2: bool = False,
+    storage: Storage | None = None,
 ) -> LayerCost:
     """Pipeline layer `layer`, one chunk, on one GPU of a `tp`-wide group, host time included;
     activations count as L2-resident when the layer's input and output tiles fit the L2 budget
-    together."""
-    kernels = layer_kernels(model, layer, chunk, tp, dtype_bytes)
+    together; weights and KV cache in `storage`'s dtypes where given."""
+    kernels = stored(layer_kernels(model, layer, chunk, tp, dtype_bytes), dtype_bytes, storage)
     tile_bytes = boundary_bytes(model, layer, chunk, dtype_bytes) + boundary_bytes(
         model, layer + 1, chunk, dtype_bytes
     )

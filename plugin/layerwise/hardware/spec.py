@@ -74,6 +74,10 @@ class HardwareSpec:
     shared_cores: float = field(default=0.0, metadata={"min": 0})
     """Cores CPU ranks effectively share (all ranks' busy time / cores bounds a run): ranks /
     the measured slowdown of all computing at once; 0: each rank has its own device."""
+    fp8_peak_tflops: float = field(default=0.0, metadata={"min": 0})
+    """FP8 dense peak, TFLOP/s (datasheet until launch/calibrate.py measures it): FP8 weights'
+    GEMMs run at the measured rate x fp8_peak_tflops / peak_tflops; 0: no FP8 figure, priced at
+    the measured rate."""
     provenance: dict = field(default_factory=dict)
     """Who measured what: device, date, torch version, command (written by calibrate.py)."""
 

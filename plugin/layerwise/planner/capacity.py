@@ -65,6 +65,15 @@ def largest(fits: Callable[[int], bool], step: int, high: int) -> int | None:
     return low * step
 
 
+def largest_batch(config: RunConfig, high: int) -> int | None:
+    """The largest batch up to `high` that fits the config's own layout, in multiples of its
+    replicas x stages: every replica's sequences then split into as many decode micro-batches
+    as it has stages, so decode can stream (a prime batch could not). None: not even one."""
+    setting = own_setting(config, plan_inputs(config))
+    step = setting.replicas * setting.num_stages
+    return largest(lambda batch: fits_at(config, batch), step, high)
+
+
 def overflow_problems(config: RunConfig) -> list[str]:
     """The per-GPU totals of the config's own layout with its layers spread evenly (weights, KV
     cache of the replica's prompt and decode tokens, against the usable memory), and the
@@ -81,13 +90,16 @@ def overflow_problems(config: RunConfig) -> list[str]:
         f"{work.seq_len + work.decode_steps} tokens) = {(weights + kv) / GIB:.2f} GiB, before "
         f"activations and workspace, of {usable / GIB:.2f} GiB usable"
     ]
-    step = setting.replicas
-    best = largest(lambda batch: fits_at(config, batch), step, work.batch_size - 1)
+    best = largest_batch(config, work.batch_size - 1)
+    step = setting.replicas * stages
     if best is None:
         lines.append(
-            f"no batch fits this layout (not even {step}): the weights alone need "
+            f"no batch of {step} or more fits this layout: the weights alone need "
             f"{weights / GIB:.2f} GiB per GPU; use more GPUs or a layout with more stages"
         )
     else:
-        lines.append(f"the largest workload.batch_size that fits this layout: {best}")
+        lines.append(
+            f"the largest workload.batch_size that fits this layout: {best} (a multiple of "
+            f"its {step} replica x stage pipelines, so that decode can stream)"
+        )
     return lines

@@ -9,6 +9,7 @@ the L2 budget, the GPU count), not the whole config. Each layout's own search op
 from dataclasses import dataclass
 
 from layerwise.config.sections import RunConfig, Workload
+from layerwise.costmodel.precision import Storage, storage_of
 from layerwise.hardware.spec import HardwareSpec
 from layerwise.model.spec import DTYPE_BYTES, ModelSpec
 
@@ -24,7 +25,11 @@ class PlanInputs:
     gpus: int
     """GPUs in the run (hardware.gpus)."""
     dtype_bytes: int
-    """Bytes per weight and activation element of the run's dtype."""
+    """Bytes per activation element of the run's dtype (and per weight and KV-cache element
+    unless `storage` says otherwise)."""
+    storage: Storage
+    """Bytes per weight and KV-cache element (run.weights_dtype, run.kv_dtype) and the GEMM
+    rate they give."""
     l2_budget_bytes: float
     """Bytes of L2 that activation tiles and resident weights may use: l2_budget_fraction x L2."""
 
@@ -37,5 +42,8 @@ def plan_inputs(config: RunConfig) -> PlanInputs:
         workload=config.workload,
         gpus=config.hardware.gpus,
         dtype_bytes=DTYPE_BYTES[config.run.dtype],
+        storage=storage_of(
+            config.gpu, config.run.dtype, config.run.weights_dtype, config.run.kv_dtype
+        ),
         l2_budget_bytes=config.layerwise.l2_budget_fraction * config.gpu.l2_bytes,
     )

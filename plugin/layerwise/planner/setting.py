@@ -111,6 +111,7 @@ def layer_costs(
             inputs.dtype_bytes,
             inputs.l2_budget_bytes,
             weights_in_l2,
+            inputs.storage,
         )
 
     kinds = 2 if model.kind == "dense" and setting.tp > 1 else 1
@@ -145,18 +146,18 @@ def boundary_sizes(inputs: PlanInputs, chunk: Chunk) -> tuple[float, ...]:
 
 def weight_sizes(inputs: PlanInputs, setting: Setting) -> tuple[float, ...]:
     """Weight bytes of each pipeline layer on one GPU of its TP group."""
-    model, b, tp = inputs.model, inputs.dtype_bytes, setting.tp
+    model, b, tp = inputs.model, inputs.storage.weight_bytes, setting.tp
     return _per_layer(model, lambda layer: layer_weight_bytes(model, layer, tp, b))
 
 
 def resident_sizes(inputs: PlanInputs, setting: Setting) -> tuple[float, ...]:
     """Weights plus the KV cache of the replica's prompt and decode tokens, per pipeline layer."""
-    model, b, tp, work = inputs.model, inputs.dtype_bytes, setting.tp, inputs.workload
+    model, tp, work, storage = inputs.model, setting.tp, inputs.workload, inputs.storage
     cached = setting.sequences * (work.seq_len + work.decode_steps)
 
     def resident(layer: int) -> float:
-        kv = layer_kv_bytes_per_token(model, layer, tp, b)
-        return layer_weight_bytes(model, layer, tp, b) + kv * cached
+        kv = layer_kv_bytes_per_token(model, layer, tp, storage.kv_bytes)
+        return layer_weight_bytes(model, layer, tp, storage.weight_bytes) + kv * cached
 
     return _per_layer(model, resident)
 
