@@ -155,3 +155,21 @@ def test_the_json_recommendation_carries_a_config_that_runs_it(tmp_path):
     assert layout.tps == pytest.approx(recommendation["tps"])
     original = json.loads((CONFIGS / "mock_dense_layerwise.json").read_text())
     assert recommendation["config"]["workload"] == original["workload"]
+
+
+def test_max_batch_table_prints_and_writes_each_layout_at_its_largest_batch(tmp_path, capsys):
+    from layerwise.cli import plan as plan_cli
+
+    out = tmp_path / "plan.json"
+    config = str(CONFIGS / "mock_llama_layerwise.json")
+    assert plan_cli.main(["--config", config, "--max-batch", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "each layout at the largest batch it fits (PREDICTED)" in text
+    rows = json.loads(out.read_text())["largest_batch"]
+    fitting = [row for row in rows if row["batch_size"]]
+    assert fitting and all(row["batch_size"] > 8 for row in fitting)  # more than the config's
+    assert [r["decode_tps"] for r in fitting] == sorted(
+        (r["decode_tps"] for r in fitting), reverse=True
+    )
+    for row in fitting[:2]:
+        assert f"{row['label']:>34}{row['batch_size']:>8}" in text

@@ -11,12 +11,13 @@ from layerwise.cli.common import plan_for_run, write_atomically
 from layerwise.cli.outputs import output_problems
 from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ExitCode, LayerwiseError
+from layerwise.planner.capacity import at_largest_batches
 from layerwise.planner.plan import label
 from layerwise.planner.records import Layout, Plan
 from layerwise.report.emit import ENGINES, emit, emit_dict, emit_text
-from layerwise.report.plan_json import plan_dict
+from layerwise.report.plan_json import candidate_dict, plan_dict
 from layerwise.report.plot import PLOT_FORMATS
-from layerwise.report.text import render
+from layerwise.report.text import largest_batch_table, render
 from layerwise.tune.candidates import candidate_config, sizes_of
 
 
@@ -56,6 +57,13 @@ def with_recommended_config(document: dict, plan: Plan, config_path: Path) -> di
     top = plan.candidates[0]
     document["recommendation"]["config"] = candidate_config(data, top.mode, **sizes_of(top))
     return document
+
+
+def largest_dict(row) -> dict:
+    """One layout at its largest batch, for the JSON."""
+    if row.layout is None:
+        return {"label": row.label, "batch_size": None, "error": row.error}
+    return {"label": row.label, "batch_size": row.batch_size, **candidate_dict(row.layout)}
 
 
 def emitted_layout(plan: Plan, which: str) -> Layout | None:
@@ -106,6 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         help="what --emit and the JSON's emit write: the plan's recommendation (default), the "
         "layout the config runs, or the config's baseline or layer-wise layout",
     )
+    parser.add_argument(
+        "--max-batch",
+        action="store_true",
+        help="also price every layout at the largest batch it fits, best decode tokens/s first",
+    )
     args = parser.parse_args(argv)
     problems = _outputs(args)
     if problems:
@@ -116,10 +129,13 @@ def main(argv: list[str] | None = None) -> int:
     except LayerwiseError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.USAGE
+    largest = at_largest_batches(plan.config, plan.candidates) if args.max_batch else None
     outputs = {}
     if args.json is not None:
         document = with_recommended_config(plan_dict(plan), plan, args.config)
         document["emit"] = emit_document(plan, args.layout)
+        if largest is not None:
+            document["largest_batch"] = [largest_dict(row) for row in largest]
         outputs[args.json] = (json.dumps(document, indent=2) + "\n").encode()
     if args.plot is not None:
         from layerwise.report.plot import timeline
@@ -128,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     for path, data in outputs.items():
         write_atomically(path, data)
     print(render(plan))
+    if largest is not None:
+        print("\n" + largest_batch_table(largest))
     layout = emitted_layout(plan, args.layout) if args.emit else None
     if layout is not None:
         engines = ENGINES if args.emit == "all" else (args.emit,)

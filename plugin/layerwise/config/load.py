@@ -142,20 +142,49 @@ def parse_config(data: Any, source: str = "config", folder: Path = Path(".")) ->
     profile, gpus_per_node = _profile_of(data, sections.get("hardware"))
     if profile is not None:
         gpu = _hardware_spec(profile, gpus_per_node, folder, problems)
+    workload = sections.get("workload")
+    largest = workload is not None and workload.batch_size == "max"
+    if largest:
+        problems += max_batch_problems(mode, sections.get("baseline"), sections.get("layerwise"))
+        sections["workload"] = None  # the batch checks run once it is resolved
     problems += layout_problems(
         model, *(sections.get(name) for name in ("hardware", "workload", "baseline", "layerwise"))
     )
     if problems:
         raise ConfigError(problems, source)
-    return RunConfig(
-        mode,
-        model,
-        gpu=gpu,
-        deepspeed=deepspeed,
-        objective=objective,
-        source=source,
-        **sections,
+    if largest:
+        sections["workload"] = workload
+    config = RunConfig(
+        mode, model, gpu=gpu, deepspeed=deepspeed, objective=objective, source=source, **sections
     )
+    return resolved_max_batch(config) if largest else config
+
+
+def max_batch_problems(mode, baseline, layerwise) -> list[str]:
+    """workload.batch_size "max" lets the planner pick the micro-batch counts of the own
+    layout: a fixed count need not divide the batch found."""
+    options = baseline if mode == "baseline" else layerwise
+    if options is None:
+        return []
+    return [
+        f'{mode}.{key} = {getattr(options, key)}: workload.batch_size "max" needs "auto" here '
+        "(a fixed count need not divide the batch found)"
+        for key in ("micro_batches", "decode_micro_batches")
+        if getattr(options, key) != "auto"
+    ]
+
+
+def resolved_max_batch(config: RunConfig) -> RunConfig:
+    """workload.batch_size "max" resolved (planner/capacity.py), then checked as a batch given."""
+    from layerwise.planner.capacity import resolve_max_batch  # the planner imports config
+
+    config = resolve_max_batch(config)
+    problems = layout_problems(
+        config.model, config.hardware, config.workload, config.baseline, config.layerwise
+    )
+    if problems:
+        raise ConfigError(problems, config.source)
+    return config
 
 
 def load_config(path: str | Path) -> RunConfig:

@@ -35,8 +35,9 @@ class HardwareConfig:
 
 @dataclass(frozen=True)
 class Workload:
-    batch_size: int = field(metadata={"min": 1, "max": 2**20})
-    """Sequences per batch."""
+    batch_size: int | Literal["max"] = field(metadata={"min": 1, "max": 2**20})
+    """Sequences per batch; "max": the largest the config's own layout fits, KV cache included
+    (resolved when the config is loaded: RunConfig.max_batch says so)."""
     seq_len: int = field(metadata={"min": 1, "max": 2**22})
     """Prompt tokens per sequence (prefill)."""
     decode_steps: int = field(default=16, metadata={"min": 0, "max": 2**20})
@@ -111,3 +112,5 @@ class RunConfig:
     objective: Objective = "throughput"
     """What layerwise.replicas "auto" and the recommendation optimise (OBJECTIVES)."""
     source: str = "config"
+    max_batch: bool = False
+    """workload.batch_size was "max", resolved to the largest batch the own layout fits."""

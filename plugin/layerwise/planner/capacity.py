@@ -6,17 +6,20 @@ KV cache that fills HBM is the embedding; a user planning capacity needs the tot
 (weights, KV cache, against what is usable) and the batch that would fit.
 """
 
+import math
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from layerwise.config.sections import RunConfig
-from layerwise.errors import CapacityError
+from layerwise.errors import CapacityError, ConfigError
 from layerwise.planner.baseline import baseline_setting, plan_baseline
 from layerwise.planner.inputs import PlanInputs, plan_inputs
 from layerwise.planner.layerwise import layerwise_setting, plan_replicas
+from layerwise.planner.records import Layout
 from layerwise.planner.setting import Setting, resident_sizes, weight_sizes
 
 GIB = 2**30
+MAX_BATCH = 2**20  # the largest workload.batch_size a config may give
 
 
 def own_replicas(config: RunConfig) -> int:
@@ -93,9 +96,10 @@ def overflow_problems(config: RunConfig) -> list[str]:
     best = largest_batch(config, work.batch_size - 1)
     step = setting.replicas * stages
     if best is None:
+        short = "the weights alone overflow" if weights > usable else "see the totals above"
         lines.append(
-            f"no batch of {step} or more fits this layout: the weights alone need "
-            f"{weights / GIB:.2f} GiB per GPU; use more GPUs or a layout with more stages"
+            f"no batch of {step} or more fits this layout ({short}): use more GPUs, a layout "
+            "with more stages, or shorter sequences"
         )
     else:
         lines.append(
@@ -103,3 +107,64 @@ def overflow_problems(config: RunConfig) -> list[str]:
             f"its {step} replica x stage pipelines, so that decode can stream)"
         )
     return lines
+
+
+def resolve_max_batch(config: RunConfig) -> RunConfig:
+    """A config with workload.batch_size "max" at the largest batch its own layout fits
+    (largest_batch, up to the 2**20 a batch may be), marked max_batch; ConfigError when not
+    even one batch of its pipelines fits."""
+    one = replace(config, workload=replace(config.workload, batch_size=1))
+    setting = own_setting(one, plan_inputs(one))
+    step = setting.replicas * setting.num_stages
+    provisional = replace(config, workload=replace(config.workload, batch_size=step))
+    best = largest_batch(provisional, MAX_BATCH)
+    if best is None:
+        problem = (
+            f'workload.batch_size "max": not even {step} sequences fit the {config.mode} layout'
+        )
+        raise ConfigError([problem, *overflow_problems(provisional)], config.source)
+    return replace(config, workload=replace(config.workload, batch_size=best), max_batch=True)
+
+
+def shaped_as(config: RunConfig, layout: Layout) -> RunConfig:
+    """The config set to run `layout`'s mode and sizes, with the planner's micro-batching and
+    split (what tune's candidate configs set, as a RunConfig)."""
+    auto = {"micro_batches": "auto", "decode_micro_batches": "auto", "stage_layers": None}
+    if layout.mode == "baseline":
+        sizes = {"tensor_parallel": layout.tensor_parallel, "pipeline_parallel": len(layout.stages)}
+        return replace(config, mode="baseline", baseline=replace(config.baseline, **sizes, **auto))
+    layerwise = replace(config.layerwise, replicas=layout.replicas, **auto)
+    return replace(config, mode="layerwise", layerwise=layerwise)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AtLargest:
+    """A layout at the largest batch it fits: its batch (the sequences it decodes at once)
+    and its layout priced there; or why none fits."""
+
+    label: str
+    batch_size: int | None
+    layout: Layout | None
+    error: str = ""
+
+
+def at_largest_batches(config: RunConfig, layouts: tuple[Layout, ...]) -> list[AtLargest]:
+    """Each layout at its own largest batch, best decode tokens/s first (then those that fit
+    no batch): how serving capacity is compared."""
+    from layerwise.planner.plan import label, make_plan  # plan.py imports this module
+
+    found = []
+    for layout in layouts:
+        shaped = shaped_as(config, layout)
+        try:
+            resolved = resolve_max_batch(shaped)
+            priced = make_plan(resolved).layout(resolved.mode)
+        except (ConfigError, CapacityError) as error:
+            found.append(
+                AtLargest(label=label(layout), batch_size=None, layout=None, error=str(error))
+            )
+            continue
+        found.append(
+            AtLargest(label=label(priced), batch_size=resolved.workload.batch_size, layout=priced)
+        )
+    return sorted(found, key=lambda row: -row.layout.decode_tps if row.layout else math.inf)

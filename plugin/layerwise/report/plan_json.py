@@ -88,6 +88,8 @@ def plan_dict(plan: Plan) -> dict:
         "hardware": config.gpu.name,
         "gpus": config.hardware.gpus,
         "gpus_per_node": config.gpu.gpus_per_node,
+        "batch_size": config.workload.batch_size,
+        "max_batch": config.max_batch,
         "prefill_tokens": config.workload.prefill_tokens,
         "roofline_tps": plan.roofline_tps,
         "baseline": layout_dict(plan.baseline, plan.baseline_error),

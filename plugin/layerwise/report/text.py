@@ -200,6 +200,11 @@ def render(plan: Plan) -> str:
         f"({config.gpu.gpus_per_node} per node); batch {work.batch_size} x {work.seq_len:,} = "
         f"{work.prefill_tokens:,} prefill tokens, decode at context {work.seq_len:,}",
     ]
+    if config.max_batch:
+        lines.append(
+            f'workload.batch_size "max": {work.batch_size}, the largest the config\'s own '
+            f"{config.mode} layout fits in memory, KV cache included"
+        )
     for mode, layout, error in (
         ("baseline", plan.baseline, plan.baseline_error),
         ("layerwise", plan.layerwise, plan.layerwise_error),
@@ -225,4 +230,26 @@ def render(plan: Plan) -> str:
     lines += ["", *candidate_table(plan), ""]
     lines.append(f"compared: {plan.compared}")
     lines.append(f"recommended: {plan.recommended} -- {plan.reason}")
+    return "\n".join(lines)
+
+
+def largest_batch_table(rows) -> str:
+    """Each layout at its own largest batch (planner/capacity.AtLargest), best decode tokens/s
+    first: the batch it decodes at once, decode tokens/s, TPOT and its device-only part."""
+    lines = [
+        "each layout at the largest batch it fits (PREDICTED), best decode tokens/s first:",
+        f"{'layout':>34}{'batch':>8}{'decode TPS':>12}{'TPOT ms':>10}{'device ms':>11}"
+        f"{'prefill TPS':>13}{'memory GiB':>12}",
+    ]
+    for row in rows:
+        if row.layout is None:
+            lines.append(f"{row.label:>34}  fits no batch: {row.error.splitlines()[0][:120]}")
+            continue
+        layout = row.layout
+        device = layout.tpot_device_s
+        lines.append(
+            f"{row.label:>34}{row.batch_size:>8}{layout.decode_tps:>12,.0f}"
+            f"{layout.tpot_s * 1e3:>10.1f}{(device or layout.tpot_s) * 1e3:>11.1f}"
+            f"{layout.tps:>13,.0f}{layout.memory_bytes_per_gpu / 2**30:>12.1f}"
+        )
     return "\n".join(lines)
