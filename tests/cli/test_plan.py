@@ -173,3 +173,10 @@ def test_max_batch_table_prints_and_writes_each_layout_at_its_largest_batch(tmp_
     )
     for row in fitting[:2]:
         assert f"{row['label']:>34}{row['batch_size']:>8}" in text
+    best = fitting[0]
+    assert f"most decode tokens/s at its own largest batch: {best['label']}, " in text
+    data = json.loads((CONFIGS / "mock_llama_layerwise.json").read_text())
+    data["workload"]["batch_size"] = "max"
+    (tmp_path / "max.json").write_text(json.dumps(data))
+    assert plan_cli.main(["--config", str(tmp_path / "max.json")]) == 0  # no flag needed
+    assert "most decode tokens/s at its own largest batch" in capsys.readouterr().out

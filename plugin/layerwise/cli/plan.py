@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     except LayerwiseError as error:
         print(f"error: {error}", file=sys.stderr)
         return ExitCode.USAGE
-    largest = at_largest_batches(plan.config, plan.candidates) if args.max_batch else None
+    wanted = args.max_batch or plan.config.max_batch  # batch "max": compared at their own
+    largest = at_largest_batches(plan.config, plan.candidates) if wanted else None
     outputs = {}
     if args.json is not None:
         document = with_recommended_config(plan_dict(plan), plan, args.config)

@@ -252,4 +252,10 @@ def largest_batch_table(rows) -> str:
             f"{layout.tpot_s * 1e3:>10.1f}{(device or layout.tpot_s) * 1e3:>11.1f}"
             f"{layout.tps:>13,.0f}{layout.memory_bytes_per_gpu / 2**30:>12.1f}"
         )
+    best = next((row for row in rows if row.layout is not None), None)
+    if best is not None:
+        lines.append(
+            f"most decode tokens/s at its own largest batch: {best.label}, {best.batch_size} "
+            f"sequences at once, {best.layout.decode_tps:,.0f} tokens/s"
+        )
     return "\n".join(lines)
