@@ -49,9 +49,19 @@ def test_unknown_keys_everywhere_are_all_reported(seed_data):
 @pytest.mark.parametrize(
     "section,key,value,expected",
     [
-        ("workload", "batch_size", "128", "workload.batch_size: expected an integer, got '128'"),
+        (
+            "workload",
+            "batch_size",
+            "128",
+            "workload.batch_size: expected an integer or 'max', got '128'",
+        ),
         ("workload", "seq_len", 1.5, "workload.seq_len: expected an integer, got 1.5"),
-        ("workload", "batch_size", True, "workload.batch_size: expected an integer, got True"),
+        (
+            "workload",
+            "batch_size",
+            True,
+            "workload.batch_size: expected an integer or 'max', got True",
+        ),
         ("run", "dtype", "int8", "run.dtype: expected 'bf16' or 'fp16' or 'fp32', got 'int8'"),
         (
             "layerwise",
@@ -164,7 +174,7 @@ def test_every_problem_is_listed_with_an_unknown_profile(seed_data):
         "objective: expected 'throughput' or 'latency', got 'speed'",
         "hardware.gpus: must be >= 1, got 0",
         "hardware.profile: no profile 'b300'",
-        "workload.batch_size: expected an integer, got 'many'",
+        "workload.batch_size: expected an integer or 'max', got 'many'",
         "run.seed: expected an integer, got 'x'",
         "baseline.tensor_parallel = 3 does not divide model.hidden = 16384",
         "layerwise.l2_budget_fraction: must be <= 1.0, got 2.0",
