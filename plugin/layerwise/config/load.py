@@ -160,9 +160,11 @@ def parse_config(data: Any, source: str = "config", folder: Path = Path(".")) ->
     return resolved_max_batch(config) if largest else config
 
 
-def max_batch_problems(mode, baseline, layerwise) -> list[str]:
-    """workload.batch_size "max" lets the planner pick the micro-batch counts of the own
-    layout: a fixed count need not divide the batch found."""
+def max_batch_problems(
+    mode: str, baseline: BaselineOptions | None, layerwise: LayerwiseOptions | None
+) -> list[str]:
+    """workload.batch_size "max" lets the planner pick the micro-batch counts of the config's
+    own layout: a fixed count need not divide the batch found."""
     options = baseline if mode == "baseline" else layerwise
     if options is None:
         return []
