@@ -1,6 +1,7 @@
 """`layerwise-plan --config FILE [--json OUT] [--plot OUT.png|.svg|.pdf] [--emit ENGINE|all]
-[--layout recommended|config|baseline|layerwise]` (or launch/plan.py): plan both layouts, and
-write the chosen one as the settings of the engines users deploy on (report/emit.py)."""
+[--layout recommended|config|baseline|layerwise] [--max-batch]` (or launch/plan.py): plan both
+layouts, write the chosen one as the settings of the engines users deploy on (report/emit.py),
+and price every layout at the largest batch it fits (planner/capacity.py)."""
 
 import argparse
 import json
@@ -11,7 +12,7 @@ from layerwise.cli.common import plan_for_run, write_atomically
 from layerwise.cli.outputs import output_problems
 from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ExitCode, LayerwiseError
-from layerwise.planner.capacity import at_largest_batches
+from layerwise.planner.capacity import AtLargest, at_largest_batches
 from layerwise.planner.plan import label
 from layerwise.planner.records import Layout, Plan
 from layerwise.report.emit import ENGINES, emit, emit_dict, emit_text
@@ -59,7 +60,7 @@ def with_recommended_config(document: dict, plan: Plan, config_path: Path) -> di
     return document
 
 
-def largest_dict(row) -> dict:
+def largest_dict(row: AtLargest) -> dict:
     """One layout at its largest batch, for the JSON."""
     if row.layout is None:
         return {"label": row.label, "batch_size": None, "error": row.error}

@@ -1,6 +1,9 @@
 """The plan as text tables: stages, summary, recommendation (every figure PREDICTED)."""
 
+from collections.abc import Sequence
+
 from layerwise.model.spec import ModelSpec
+from layerwise.planner.capacity import AtLargest
 from layerwise.planner.plan import label
 from layerwise.planner.records import Layout, Plan, StagePlan
 
@@ -233,7 +236,7 @@ def render(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-def largest_batch_table(rows) -> str:
+def largest_batch_table(rows: Sequence[AtLargest]) -> str:
     """Each layout at its own largest batch (planner/capacity.AtLargest), best decode tokens/s
     first: the batch it decodes at once, decode tokens/s, TPOT and its device-only part."""
     lines = [
