@@ -114,3 +114,26 @@ def test_sigterm_or_ctrl_c_to_the_runner_kills_every_process_it_started(tmp_path
         assert runner.returncode == code, stderr.decode()[-2000:]
     else:
         assert b"KeyboardInterrupt" in stderr
+
+
+def test_a_run_that_fails_after_its_results_were_written_marks_them_failed(tmp_path, monkeypatch):
+    """Rank 0 wrote "ok": true, then a rank died and the launcher exited 247: run_quietly's
+    error names the run, and the results file no longer says ok."""
+    import json
+    import subprocess
+
+    from layerwise.cli import common
+    from layerwise.errors import RunFailedError
+
+    results = tmp_path / "late.results.json"
+
+    def finished_then_died(command, timeout_s):
+        results.write_text(json.dumps({"ok": True, "measured": {"tps": 1.0}}))
+        return subprocess.CompletedProcess(command, 247, "", "a rank was killed")
+
+    monkeypatch.setattr(common, "run_captured", finished_then_died)
+    with pytest.raises(RunFailedError, match="exit 247"):
+        common.run_quietly({"hardware": {"gpus": 2}}, tmp_path, "late", timeout_s=10)
+    written = json.loads(results.read_text())
+    assert written["ok"] is False and written["launcher_exit_code"] == 247
+    assert written["measured"] == {"tps": 1.0}  # the figures are kept, marked

@@ -96,8 +96,21 @@ def run_quietly(data: dict, folder: Path, name: str, timeout_s: float) -> dict:
     except subprocess.TimeoutExpired as late:
         raise RunFailedError(name, error_lines(late.stderr or ""), None, timeout_s) from None
     if done.returncode != 0:
+        mark_failed(results, done.returncode)
         raise RunFailedError(name, error_lines(done.stderr), done.returncode, timeout_s)
     return json.loads(results.read_text())
+
+
+def mark_failed(results: Path, exit_code: int | None) -> None:
+    """A run whose launcher exited non-zero after rank 0 wrote its results (a rank died late):
+    the file says so ("ok": false, the launcher's exit code), so no reader takes it as good."""
+    try:
+        data = json.loads(results.read_text())
+    except (OSError, ValueError):
+        return  # none written, or not ours to fix
+    if isinstance(data, dict):
+        data.update(ok=False, launcher_exit_code=exit_code)
+        write_atomically(results, (json.dumps(data, indent=2) + "\n").encode())
 
 
 def runtime_problems(config: RunConfig) -> list[str]:

@@ -16,7 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from layerwise.cli.common import infer_command, plan_for_run, runtime_problems, write_atomically
+from layerwise.cli.common import (
+    infer_command,
+    mark_failed,
+    plan_for_run,
+    runtime_problems,
+    write_atomically,
+)
 from layerwise.cli.outputs import output_problems
 from layerwise.cli.processes import ended_on_exit
 from layerwise.config.load import absolute_paths, load_config
@@ -212,6 +218,7 @@ def run_rounds(args, paths: list[Path], ranks: int, folder: Path) -> tuple[list[
             results = folder / f"{path.stem}.r{round_}.results.json"
             returned = run_one(args, path, ranks, results)
             if returned not in (ExitCode.OK, ExitCode.VERIFY_FAILED):
+                mark_failed(results, returned)
                 raise RunStopped(path, returned)
             code = code or returned
             rounds[path].append(json.loads(results.read_text()))
