@@ -105,6 +105,11 @@ def test_profiles_with_nan_mixed_keys_or_an_alias_bomb(tmp_path):
             load_hardware(profile_with(tmp_path, {field: math.nan}))
     with pytest.raises(ConfigError, match=r"hardware.layer_host_us\['gpt'\]: must be a finite"):
         load_hardware(profile_with(tmp_path, {"layer_host_us": {"gpt": math.inf}}))
+    with pytest.raises(ConfigError, match=r"hardware.layer_host_us\['gpt'\]: must be >= 0"):
+        load_hardware(profile_with(tmp_path, {"layer_host_us": {"gpt": -5.0}}))
+    negative = {"schedule_us": {"layerwise": {"run": -1.0, "micro_batch": 1.0}}}
+    with pytest.raises(ConfigError, match=r"schedule_us\['layerwise'\]\['run'\]: must be >= 0"):
+        load_hardware(profile_with(tmp_path, negative))
     with pytest.raises(ConfigError, match="unknown key"):
         load_hardware(profile_with(tmp_path, {1: "a", "b": 2}))
     bomb = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(

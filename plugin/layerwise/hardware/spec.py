@@ -10,7 +10,7 @@ from pathlib import Path
 import yaml
 
 from layerwise.config.files import InputFileError, read_input
-from layerwise.config.schema import build
+from layerwise.config.schema import build, shown
 from layerwise.errors import ConfigError
 
 
@@ -166,7 +166,18 @@ def load_hardware(path: Traversable) -> HardwareSpec:
             tables[f"{level}.allreduce_busbw_measured_gbs"] = measured or {1: 1.0}
         for name, table in tables.items():
             if not table or min(table) <= 0 or min(table.values()) <= 0:
-                problems.append(f"hardware.{name}: needs positive keys and values, got {table}")
+                problems.append(
+                    f"hardware.{name}: needs positive keys and values, got {shown(table)}"
+                )
+        costs = {f"layer_host_us[{key!r}]": us for key, us in spec.layer_host_us.items()}
+        costs |= {
+            f"schedule_us[{mode!r}][{key!r}]": us
+            for mode, table in spec.schedule_us.items()
+            for key, us in table.items()
+        }
+        problems += [
+            f"hardware.{name}: must be >= 0, got {us}" for name, us in costs.items() if us < 0
+        ]
     if problems:
         raise ConfigError(problems, str(path))
     return spec
