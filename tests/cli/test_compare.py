@@ -140,3 +140,31 @@ def test_a_file_that_is_not_a_config_is_one_message(capsys, tmp_path, text, mess
     assert main(["--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_fp8_is_refused_before_any_run(capsys, tmp_path, monkeypatch):
+    from layerwise.cli import compare
+
+    monkeypatch.setattr(compare, "run_one", lambda *args: pytest.fail("a run was started"))
+    data = json.loads((CONFIGS / "mock_dense_layerwise.json").read_text())
+    data["run"]["kv_dtype"] = "fp8"
+    path = tmp_path / "fp8.json"
+    path.write_text(json.dumps(data))
+    assert main(["--config", str(path)]) == 2
+    assert "run.kv_dtype = 'fp8': the runtime has no FP8 path yet" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_after_writing_results_marks_them_failed(capsys, tmp_path, monkeypatch):
+    """Rank 0 wrote "ok": true, then the launcher exited 247 (a rank died late): compare stops
+    with that code and the file it leaves says the run failed."""
+    from layerwise.cli import compare
+
+    def finished_then_died(args, config_path, ranks, results):
+        results.write_text(json.dumps({"ok": True}))
+        return 247
+
+    monkeypatch.setattr(compare, "run_one", finished_then_died)
+    config = str(CONFIGS / "mock_dense_layerwise.json")
+    assert main(["--config", config, "--repeats", "1", "--results-dir", str(tmp_path)]) == 247
+    written = json.loads((tmp_path / "mock_dense_layerwise.r1.results.json").read_text())
+    assert written == {"ok": False, "launcher_exit_code": 247}

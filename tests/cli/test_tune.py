@@ -197,3 +197,15 @@ def test_each_launch_times_the_runs_asked_for_and_the_winners_config_keeps_its_o
     own = json.loads((CONFIGS / "mock_dense_layerwise.json").read_text())["run"]["timed_iters"]
     assert json.loads(out.read_text())["run"]["timed_iters"] == own != 7
     assert json.loads((tmp_path / "tune.json").read_text())["runs"] == 7
+
+
+def test_fp8_is_refused_before_any_run(fake, tmp_path, capsys):
+    runs = fake({})
+    data = json.loads((CONFIGS / "mock_dense_layerwise.json").read_text())
+    data["run"]["weights_dtype"] = "fp8"
+    path = tmp_path / "fp8.json"
+    path.write_text(json.dumps(data))
+    assert tune.main(["--config", str(path), "--results-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "run.weights_dtype = 'fp8': the runtime has no FP8 path yet" in err
+    assert runs.names == []

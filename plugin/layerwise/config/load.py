@@ -204,8 +204,6 @@ def absolute_paths(data: dict, folder: Path) -> dict:
     are absolute, found as `parse_config` finds them from `folder`: so the copy runs from any
     folder (tune's and compare's copies are written to a scratch folder)."""
     out = json.loads(json.dumps(data))
-    if not isinstance(out, dict):  # not a config: parse_config says so
-        return out
     hardware, model = out.get("hardware"), out.get("model")
     profile = hardware.get("profile") if isinstance(hardware, dict) else None
     if isinstance(profile, str) and profile.endswith((".yaml", ".yml")):
