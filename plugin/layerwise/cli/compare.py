@@ -23,7 +23,7 @@ from layerwise.cli.common import (
     runtime_problems,
     write_atomically,
 )
-from layerwise.cli.outputs import output_problems
+from layerwise.cli.outputs import folder_problems, output_problems
 from layerwise.cli.processes import ended_on_exit
 from layerwise.config.load import absolute_paths, load_config
 from layerwise.errors import ConfigError, ExitCode, LayerwiseError
@@ -69,8 +69,7 @@ def check_outputs(args: argparse.Namespace) -> list[str]:
         problems.append(f"--repeats: {args.repeats} must be at least 1")
     if len(args.config) > 2:
         problems.append(f"--config: give one or two configs, got {len(args.config)}")
-    if args.results_dir is not None and not args.results_dir.resolve().is_dir():
-        problems.append(f"--results-dir: folder {str(args.results_dir)!r} does not exist")
+    problems += folder_problems("--results-dir", args.results_dir)
     problems += output_problems("--plot", args.plot, args.config)
     return problems
 

@@ -31,6 +31,13 @@ def output_problems(flag: str, path: Path | None, inputs: Iterable[Path] = ()) -
     return _creatable(flag, path, shown)
 
 
+def folder_problems(flag: str, folder: Path | None) -> list[str]:
+    """`flag`'s folder (runs are written into it) must exist; empty when None or fine."""
+    if folder is None or folder.resolve().is_dir():
+        return []
+    return [f"{flag}: folder {str(folder)[:200]!r} does not exist"]
+
+
 def _creatable(flag: str, path: Path, shown: str) -> list[str]:
     """Try what write_atomically will do first: create a temporary file beside `path` (then
     remove it). Catches read-only folders, /proc and /sys, and names over the system's limit."""

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from layerwise.cli.common import run_quietly, runtime_problems, write_atomically
-from layerwise.cli.outputs import output_problems
+from layerwise.cli.outputs import folder_problems, output_problems
 from layerwise.config.load import load_config
 from layerwise.config.sections import OBJECTIVES
 from layerwise.errors import AllRunsFailedError, ConfigError, ExitCode, LayerwiseError
@@ -95,8 +95,7 @@ def argument_problems(args: argparse.Namespace) -> list[str]:
             problems.append(f"{flag}: {value} must be at least 1")
     if not args.timeout_s > 0:
         problems.append(f"--timeout-s: {args.timeout_s} must be above 0")
-    if args.results_dir is not None and not args.results_dir.resolve().is_dir():
-        problems.append(f"--results-dir: folder {str(args.results_dir)!r} does not exist")
+    problems += folder_problems("--results-dir", args.results_dir)
     problems += output_problems("--out", args.out, [args.config])
     return problems
 
